@@ -1,0 +1,50 @@
+# collective: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+TOOLS_BIN := $(CURDIR)/tools/node_modules/.bin
+export COLLECTIVE_TOOLS_BIN ?= $(TOOLS_BIN)
+export PATH := $(TOOLS_BIN):$(PATH)
+CARGO ?= cargo
+
+.PHONY: all tools sysdeps build test test-rust test-contracts lint demo bench clean-demo
+
+all: build
+
+# Debian packages the sandbox and the age interop tests need.
+sysdeps:
+	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	 command -v age >/dev/null || missing="$$missing age"; \
+	 command -v git >/dev/null || missing="$$missing git"; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing:$$missing"; \
+	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	   else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+	 fi
+
+# anvil, forge, cast, solcjs and OpenZeppelin, pinned by tools/package-lock.json, installed in the repo.
+tools: tools/node_modules/.installed
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund
+	touch $@
+
+build: tools
+	$(CARGO) build --workspace --all-targets
+
+test-contracts: tools
+	cd contracts && $(TOOLS_BIN)/forge test
+	./contracts/check-artifacts.sh
+
+test-rust: tools sysdeps
+	$(CARGO) test --workspace
+
+test: test-contracts test-rust
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+demo: tools sysdeps
+	$(CARGO) build --bin collective
+	./scripts/demo.sh
+
+bench: tools sysdeps
+	./scripts/bench.sh

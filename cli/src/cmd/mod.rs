@@ -1,0 +1,6 @@
+//! One module per top-level command. Each exposes its clap arguments and an
+//! async `run(args, out) -> anyhow::Result<u8>` returning the exit code.
+
+pub mod dev;
+pub mod proposal;
+pub mod tree_id;
