@@ -1,0 +1,116 @@
+use std::path::PathBuf;
+
+/// Everything that can stop a tree id from being computed or a tree from
+/// being materialized. Each refusal names the path (inside the tree or on
+/// disk) and, where there is one, the object id, so an operator can find it.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    /// Reading or writing a file on disk failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The path given as the root of a tree is not a directory.
+    #[error("{path}: not a directory")]
+    NotADirectory { path: PathBuf },
+
+    /// A directory below the root holds `.git` (a nested repository or a
+    /// submodule checkout). `git add -A` would record it as a gitlink, which
+    /// names code this tree does not contain, so it is refused.
+    #[error("{path}: contains a nested git repository or submodule (.git); submodules are not supported, vendor the files instead")]
+    NestedRepository { path: PathBuf },
+
+    /// A file that git cannot record (FIFO, socket, device).
+    #[error("{path}: not a regular file, symlink or directory; git cannot track it")]
+    UnsupportedFileType { path: PathBuf },
+
+    /// A revision string did not resolve in the repository.
+    #[error("cannot resolve revision {rev:?}: {source}")]
+    BadRevision {
+        rev: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    /// A revision resolved to something that is not a commit.
+    #[error("revision {rev:?} is a {kind}, not a commit")]
+    NotACommit { rev: String, kind: String },
+
+    /// A tree holds a gitlink (mode 160000, a submodule): its content lives
+    /// in another repository, so this tree alone does not identify the code.
+    #[error("{path}: is a submodule (gitlink to commit {commit}); submodules are not supported, vendor the files instead")]
+    Gitlink { path: PathBuf, commit: git2::Oid },
+
+    /// A tree object in the repository is not what `git write-tree` would
+    /// produce for its own files (unsorted entries, unusual file modes,
+    /// duplicate names). Its sha256 counterpart would not match the files
+    /// on disk, so it is refused rather than guessed at.
+    #[error("{path}: tree object {oid} is not in git's canonical form ({reason})")]
+    NonCanonicalTree {
+        path: PathBuf,
+        oid: git2::Oid,
+        reason: String,
+    },
+
+    /// A tree object holds an empty subtree. Git does not track empty
+    /// directories, so the files on disk could never reproduce its id.
+    #[error("{path}: empty subtree {oid}; git cannot reproduce it from files on disk")]
+    EmptySubtree { path: PathBuf, oid: git2::Oid },
+
+    /// A tree entry whose name is unsafe to write to disk (`.`, `..`, a
+    /// slash, a NUL, or `.git`).
+    #[error("{path}: unsafe entry name {name:?} in tree {tree}")]
+    UnsafeName {
+        path: PathBuf,
+        name: String,
+        tree: git2::Oid,
+    },
+
+    /// A symlink in the tree whose target is absolute or resolves (through
+    /// `..` or other symlinks of the tree) to a place outside the tree.
+    #[error("{path}: symlink target {target:?} leads outside the tree")]
+    SymlinkEscapes { path: PathBuf, target: String },
+
+    /// Symlinks of the tree form a loop (or a chain too long to follow).
+    #[error("{path}: symlink target {target:?} loops or nests too deeply")]
+    SymlinkLoop { path: PathBuf, target: String },
+
+    /// `materialize` was pointed at a destination that already has files.
+    #[error("{path}: destination exists and is not an empty directory")]
+    DestinationNotEmpty { path: PathBuf },
+
+    /// Any other libgit2 failure: `what` says which operation.
+    #[error("{what}: {source}")]
+    Git {
+        what: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    /// An object that should be a tree/blob is something else, or missing.
+    #[error("{path}: object {oid} is not a {expected}")]
+    UnexpectedObject {
+        path: PathBuf,
+        oid: git2::Oid,
+        expected: &'static str,
+    },
+}
+
+impl TreeError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        TreeError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn git(what: impl Into<String>, source: git2::Error) -> Self {
+        TreeError::Git {
+            what: what.into(),
+            source,
+        }
+    }
+}
