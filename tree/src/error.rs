@@ -1,12 +1,15 @@
 use std::path::PathBuf;
 
+/// Messages do not repeat their `source`; print the chain (`{:#}` with
+/// anyhow) to see it.
+///
 /// Everything that can stop a tree id from being computed or a tree from
 /// being materialized. Each refusal names the path (inside the tree or on
 /// disk) and, where there is one, the object id, so an operator can find it.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     /// Reading or writing a file on disk failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: I/O error")]
     Io {
         path: PathBuf,
         #[source]
@@ -27,8 +30,16 @@ pub enum TreeError {
     #[error("{path}: not a regular file, symlink or directory; git cannot track it")]
     UnsupportedFileType { path: PathBuf },
 
+    /// No git repository at (or above) the given path.
+    #[error("{path}: not a git repository")]
+    NotARepository {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
     /// A revision string did not resolve in the repository.
-    #[error("cannot resolve revision {rev:?}: {source}")]
+    #[error("cannot resolve revision {rev:?}")]
     BadRevision {
         rev: String,
         #[source]
@@ -83,7 +94,7 @@ pub enum TreeError {
     DestinationNotEmpty { path: PathBuf },
 
     /// Any other libgit2 failure: `what` says which operation.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Git {
         what: String,
         #[source]

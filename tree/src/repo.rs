@@ -21,6 +21,12 @@ use git2::{ObjectType, Oid, Repository};
 use crate::object::{blob_digests, entry_order, tree_digests, Digests, Entry, Kind};
 use crate::{TreeError, TreeIds};
 
+/// Opens the repository at `path` or the one containing it (like `git`
+/// does from a subdirectory).
+pub fn open_repo(path: &Path) -> Result<Repository, TreeError> {
+    Repository::discover(path).map_err(|source| TreeError::NotARepository { path: path.to_path_buf(), source })
+}
+
 /// Both tree ids of the commit `rev` resolves to, and that commit's id.
 pub fn tree_ids_of_rev(repo: &Repository, rev: &str) -> Result<(TreeIds, Oid), TreeError> {
     let object = repo
