@@ -1,0 +1,132 @@
+//! The one error type of the vault. Each variant names what failed (a path,
+//! an object, a recipient) so the message alone tells an operator what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the data path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The input had no bytes at all; an age file always has a header.
+    #[error("{what}: empty input, not an age file")]
+    Empty { what: String },
+
+    /// The input does not start with an age header (binary or armored).
+    #[error("{what}: not an age file (expected an `age-encryption.org/v1` header)")]
+    NotAge { what: String },
+
+    /// The header could not be parsed, its MAC did not verify, or the file key
+    /// could not be unwrapped: the header was corrupted or altered.
+    #[error("{what}: age header is corrupt or was altered ({detail})")]
+    BadHeader { what: String, detail: String },
+
+    /// None of our identities matches a recipient stanza of the file.
+    #[error(
+        "{what}: not encrypted to this node's key (no identity matches the file's recipients; \
+         wrong key, or the header was altered)"
+    )]
+    WrongKey { what: String },
+
+    /// The payload ended before its final chunk.
+    #[error("{what}: ciphertext is truncated")]
+    Truncated { what: String },
+
+    /// A payload chunk failed authentication: the ciphertext was corrupted,
+    /// altered or cut inside a chunk.
+    #[error("{what}: payload failed authentication (corrupted, altered or truncated ciphertext)")]
+    BadPayload {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Reading or writing failed for a reason unrelated to the age format.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A recipient string is not an `age1...`, `ssh-rsa` or `ssh-ed25519` key.
+    #[error("invalid recipient `{recipient}`: {reason}")]
+    Recipient { recipient: String, reason: String },
+
+    /// No recipient was given; an age file needs at least one.
+    #[error("no recipients given")]
+    NoRecipients,
+
+    /// age refused to build a header for these recipients.
+    #[error("cannot encrypt to these recipients: {0}")]
+    Encrypt(#[source] age::EncryptError),
+
+    /// A private key file that group or others can read is never loaded.
+    #[error(
+        "key file {} is readable by group or others (mode {mode:03o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    InsecureKeyFile { path: PathBuf, mode: u32 },
+
+    /// The key file is passphrase-sealed and no passphrase was supplied.
+    #[error(
+        "key file {} is sealed with a passphrase; pass --passphrase or set COLLECTIVE_KEY_PASSPHRASE",
+        path.display()
+    )]
+    PassphraseRequired { path: PathBuf },
+
+    /// The passphrase does not open the sealed key file.
+    #[error("wrong passphrase for key file {}", path.display())]
+    WrongPassphrase { path: PathBuf },
+
+    /// A key file exists but its content is not a key we can use.
+    #[error("key file {}: {reason}", path.display())]
+    KeyFile { path: PathBuf, reason: String },
+
+    /// `keys init` never overwrites an existing key.
+    #[error("key file {} already exists; refusing to overwrite a node key", path.display())]
+    KeysExist { path: PathBuf },
+
+    /// A store object's bytes do not hash to its name.
+    #[error("store object {object}: content hash {actual} does not match its name {expected}")]
+    HashMismatch {
+        object: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// An object name is not a 64-hex-digit sha256.
+    #[error("`{0}` is not a sha256 object name (64 lowercase hex digits)")]
+    BadObjectName(String),
+
+    /// The store has no object with this name.
+    #[error("store {store}: no object {sha256}")]
+    NotFound { store: String, sha256: String },
+
+    /// The store location could not be understood or opened.
+    #[error("dataset store `{location}`: {reason}")]
+    StoreLocation { location: String, reason: String },
+
+    /// The object store failed.
+    #[error("dataset store {url}: {op} failed")]
+    Store {
+        url: String,
+        op: &'static str,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A background task of a streaming operation died.
+    #[error("streaming task failed: {0}")]
+    Task(String),
+}
+
+impl VaultError {
+    pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
+        VaultError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
