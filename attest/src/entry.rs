@@ -1,0 +1,510 @@
+//! Log entries: an in-toto Statement v1 inside a DSSE envelope.
+//!
+//! Security argument: the envelope signature covers `PAE(payloadType,
+//! payload)` (DSSE v1), so neither the payload type nor any byte of the
+//! statement can change without invalidating it. The statement binds the
+//! decision to the exact code (git tree ids in both object formats, and the
+//! commit) and to the entry's own position in the log (`logIndex`, `logOrigin`),
+//! so an entry cannot be moved to another index or another node's log and
+//! still verify. Verification parses strictly (unknown fields are refused)
+//! so two auditors cannot read one entry two ways.
+
+use base64::prelude::*;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::AttestError;
+
+/// DSSE payload type of every entry.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// in-toto Statement type.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// Predicate type of this log's decisions; bump the version on any
+/// incompatible change so old entries keep their meaning.
+pub const PREDICATE_TYPE: &str = "https://collective.dev/decision/v1";
+/// Digest-set key of the sha256-object-format git tree id. A custom key,
+/// because in-toto's `sha256` means "sha256 of the artifact's bytes", which a
+/// git tree id is not.
+pub const DIGEST_GIT_TREE_SHA256: &str = "gitTreeSha256";
+/// Largest encoded entry: C2SP entry bundles prefix each entry with a 16-bit length.
+pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
+
+/// What the node decided or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    Deployed,
+    Refused,
+    JobStarted,
+    JobFinished,
+    Revoked,
+    Exported,
+    Suspended,
+    Interrupted,
+    Paused,
+    Withdrawn,
+}
+
+impl Decision {
+    /// Decisions that claim code was (or is about to be) run, and so must
+    /// cite an on-chain approval that existed at the cited block.
+    pub fn needs_approval(self) -> bool {
+        matches!(
+            self,
+            Decision::Deployed | Decision::JobStarted | Decision::JobFinished | Decision::Exported
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Deployed => "deployed",
+            Decision::Refused => "refused",
+            Decision::JobStarted => "job-started",
+            Decision::JobFinished => "job-finished",
+            Decision::Revoked => "revoked",
+            Decision::Exported => "exported",
+            Decision::Suspended => "suspended",
+            Decision::Interrupted => "interrupted",
+            Decision::Paused => "paused",
+            Decision::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The code an entry is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// 40 hex: tree id in git's sha1 object format.
+    pub tree_sha1: String,
+    /// 64 hex: the same tree's id in git's sha256 object format.
+    pub tree_sha256: String,
+    /// The commit the tree came from (40 or 64 hex), when there is one.
+    pub commit: Option<String>,
+}
+
+/// Where an approval was recorded on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRef {
+    pub chain_id: u64,
+    /// CodeRegistry address, 0x-hex.
+    pub contract: String,
+    /// Transaction that approved the tree, 0x-hex.
+    pub tx_hash: String,
+    pub block_number: u64,
+    /// 0x-hex; pins the block against reorgs.
+    pub block_hash: String,
+}
+
+/// One output a job produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputDigest {
+    pub name: String,
+    /// 64 hex.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The decision record (predicate `https://collective.dev/decision/v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Predicate {
+    pub decision: Decision,
+    /// Why, in words (refusal reasons, revocation reason, ...).
+    pub reason: String,
+    /// The on-chain approval the decision relied on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRef>,
+    /// sha256 (hex) of the node policy in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
+    /// Job name (for job-* and exported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputDigest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    pub controller_version: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Position of this entry in the log; set by [`crate::Log::append`]
+    /// (whatever the caller put here is overwritten).
+    #[serde(default)]
+    pub log_index: u64,
+    /// Origin of the log holding the entry; set by [`crate::Log::append`].
+    #[serde(default)]
+    pub log_origin: String,
+}
+
+impl Predicate {
+    /// A predicate stamped with the current time and this crate's version;
+    /// fill the optional fields directly.
+    pub fn new(decision: Decision, reason: impl Into<String>) -> Self {
+        Predicate {
+            decision,
+            reason: reason.into(),
+            approval: None,
+            policy_digest: None,
+            job: None,
+            outputs: Vec::new(),
+            exit_status: None,
+            controller_version: env!("CARGO_PKG_VERSION").to_string(),
+            time: now_rfc3339(),
+            log_index: 0,
+            log_origin: String::new(),
+        }
+    }
+}
+
+/// Current UTC time, RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// in-toto ResourceDescriptor (only the fields this log uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDescriptor {
+    pub name: String,
+    pub digest: BTreeMap<String, String>,
+}
+
+/// in-toto Statement v1 with our predicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub subject: Vec<ResourceDescriptor>,
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    pub predicate: Predicate,
+}
+
+impl Statement {
+    /// Builds the statement for a subject; validates every id.
+    pub fn new(subject: &Subject, predicate: Predicate) -> Result<Self, AttestError> {
+        check_hex("tree_sha1", &subject.tree_sha1, &[40])?;
+        check_hex("tree_sha256", &subject.tree_sha256, &[64])?;
+        let mut tree = BTreeMap::new();
+        tree.insert("gitTree".to_string(), subject.tree_sha1.clone());
+        tree.insert(
+            DIGEST_GIT_TREE_SHA256.to_string(),
+            subject.tree_sha256.clone(),
+        );
+        let mut subjects = vec![ResourceDescriptor {
+            name: "tree".into(),
+            digest: tree,
+        }];
+        if let Some(commit) = &subject.commit {
+            check_hex("commit", commit, &[40, 64])?;
+            let mut c = BTreeMap::new();
+            c.insert("gitCommit".to_string(), commit.clone());
+            subjects.push(ResourceDescriptor {
+                name: "commit".into(),
+                digest: c,
+            });
+        }
+        if let Some(a) = &predicate.approval {
+            check_hex("approval.txHash", a.tx_hash.trim_start_matches("0x"), &[64])?;
+            check_hex(
+                "approval.blockHash",
+                a.block_hash.trim_start_matches("0x"),
+                &[64],
+            )?;
+        }
+        for o in &predicate.outputs {
+            check_hex("outputs.sha256", &o.sha256, &[64])?;
+        }
+        Ok(Statement {
+            type_: STATEMENT_TYPE.into(),
+            subject: subjects,
+            predicate_type: PREDICATE_TYPE.into(),
+            predicate,
+        })
+    }
+
+    /// The subject back out of a verified statement.
+    pub fn subject(&self) -> Result<Subject, String> {
+        let tree = self
+            .subject
+            .iter()
+            .find(|s| s.name == "tree")
+            .ok_or("no `tree` subject")?;
+        let sha1 = tree
+            .digest
+            .get("gitTree")
+            .ok_or("tree subject has no gitTree digest")?;
+        let sha256 = tree
+            .digest
+            .get(DIGEST_GIT_TREE_SHA256)
+            .ok_or("tree subject has no gitTreeSha256 digest")?;
+        let commit = self
+            .subject
+            .iter()
+            .find(|s| s.name == "commit")
+            .and_then(|s| s.digest.get("gitCommit"))
+            .cloned();
+        Ok(Subject {
+            tree_sha1: sha1.clone(),
+            tree_sha256: sha256.clone(),
+            commit,
+        })
+    }
+}
+
+fn check_hex(field: &'static str, v: &str, lens: &[usize]) -> Result<(), AttestError> {
+    let ok = lens.contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AttestError::InvalidEntry {
+            field,
+            reason: format!("{v:?} is not {lens:?} lowercase hex digits"),
+        })
+    }
+}
+
+/// DSSE envelope (JSON form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// base64 (standard, padded) of the statement JSON.
+    pub payload: String,
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeSignature {
+    /// The signed-note key id (8 hex) of the log key.
+    pub keyid: String,
+    /// base64 Ed25519 signature over PAE(payloadType, payload).
+    pub sig: String,
+}
+
+/// DSSE v1 pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Signs a statement into an encoded envelope (the exact bytes stored as a log entry).
+pub fn sign_statement(
+    statement: &Statement,
+    key: &SigningKey,
+    keyid: &str,
+) -> Result<Vec<u8>, AttestError> {
+    let payload = serde_json::to_vec(statement).map_err(|e| AttestError::InvalidEntry {
+        field: "statement",
+        reason: e.to_string(),
+    })?;
+    let sig = key
+        .try_sign(&pae(PAYLOAD_TYPE, &payload))
+        .map_err(|e| AttestError::Sign(e.to_string()))?;
+    let env = Envelope {
+        payload: BASE64_STANDARD.encode(&payload),
+        payload_type: PAYLOAD_TYPE.into(),
+        signatures: vec![EnvelopeSignature {
+            keyid: keyid.into(),
+            sig: BASE64_STANDARD.encode(sig.to_bytes()),
+        }],
+    };
+    let bytes = serde_json::to_vec(&env).map_err(|e| AttestError::InvalidEntry {
+        field: "envelope",
+        reason: e.to_string(),
+    })?;
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(AttestError::InvalidEntry {
+            field: "entry",
+            reason: format!(
+                "encoded entry is {} bytes; the limit is {MAX_ENTRY_BYTES}",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Opens an encoded entry: parses the envelope, checks the payload type,
+/// verifies the signature (strict Ed25519) and parses the statement.
+/// `index` is only used in error messages.
+pub fn open_entry(bytes: &[u8], key: &VerifyingKey, index: u64) -> Result<Statement, AttestError> {
+    let bad = |reason: String| AttestError::Entry { index, reason };
+    let env: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(bad(format!(
+            "payload type {:?}, expected {PAYLOAD_TYPE:?}",
+            env.payload_type
+        )));
+    }
+    let payload = BASE64_STANDARD
+        .decode(&env.payload)
+        .map_err(|e| bad(format!("payload is not base64: {e}")))?;
+    if env.signatures.is_empty() {
+        return Err(bad("envelope has no signature".into()));
+    }
+    let message = pae(&env.payload_type, &payload);
+    // Exactly one signature by the log key is required; any signature that
+    // is not the log key's fails the entry rather than being ignored.
+    let mut verified = false;
+    for s in &env.signatures {
+        let raw = BASE64_STANDARD
+            .decode(&s.sig)
+            .map_err(|e| bad(format!("signature is not base64: {e}")))?;
+        let sig = ed25519_dalek::Signature::from_slice(&raw)
+            .map_err(|e| bad(format!("signature is malformed: {e}")))?;
+        key.verify_strict(&message, &sig).map_err(|_| {
+            bad(format!(
+                "envelope signature (keyid {}) does not verify under the log key",
+                s.keyid
+            ))
+        })?;
+        verified = true;
+    }
+    debug_assert!(verified);
+    let st: Statement = serde_json::from_slice(&payload)
+        .map_err(|e| bad(format!("statement does not parse: {e}")))?;
+    if st.type_ != STATEMENT_TYPE {
+        return Err(bad(format!(
+            "statement _type {:?}, expected {STATEMENT_TYPE:?}",
+            st.type_
+        )));
+    }
+    if st.predicate_type != PREDICATE_TYPE {
+        return Err(bad(format!(
+            "predicateType {:?}, expected {PREDICATE_TYPE:?}",
+            st.predicate_type
+        )));
+    }
+    st.subject().map_err(|e| bad(e.to_string()))?;
+    Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn subject() -> Subject {
+        Subject {
+            tree_sha1: "a".repeat(40),
+            tree_sha256: "b".repeat(64),
+            commit: Some("c".repeat(40)),
+        }
+    }
+
+    #[test]
+    fn pae_matches_dsse_spec_example() {
+        // From the DSSE protocol spec (secure-systems-lab/dsse, protocol.md).
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn sign_then_open_roundtrips_and_other_key_fails() {
+        let st = Statement::new(&subject(), Predicate::new(Decision::Deployed, "ok")).unwrap();
+        let bytes = sign_statement(&st, &key(1), "00000000").unwrap();
+        assert_eq!(open_entry(&bytes, &key(1).verifying_key(), 0).unwrap(), st);
+        let err = open_entry(&bytes, &key(2).verifying_key(), 7)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("entry 7") && err.contains("does not verify"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn edited_payload_fails() {
+        let st =
+            Statement::new(&subject(), Predicate::new(Decision::Refused, "no approval")).unwrap();
+        let bytes = sign_statement(&st, &key(1), "k").unwrap();
+        let mut env: Envelope = serde_json::from_slice(&bytes).unwrap();
+        let mut payload = BASE64_STANDARD.decode(&env.payload).unwrap();
+        let s = String::from_utf8(payload.clone())
+            .unwrap()
+            .replace("no approval", "approved!!!");
+        payload = s.into_bytes();
+        env.payload = BASE64_STANDARD.encode(payload);
+        let err = open_entry(
+            &serde_json::to_vec(&env).unwrap(),
+            &key(1).verifying_key(),
+            0,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not verify"));
+        env.payload_type = "text/plain".into();
+        let err = open_entry(
+            &serde_json::to_vec(&env).unwrap(),
+            &key(1).verifying_key(),
+            0,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("payload type"));
+    }
+
+    #[test]
+    fn bad_ids_are_refused() {
+        let mut s = subject();
+        s.tree_sha1 = "XYZ".into();
+        assert!(Statement::new(&s, Predicate::new(Decision::Deployed, "")).is_err());
+        let mut s = subject();
+        s.tree_sha256 = "A".repeat(64);
+        assert!(Statement::new(&s, Predicate::new(Decision::Deployed, "")).is_err());
+        let mut s = subject();
+        s.commit = Some("12".into());
+        assert!(Statement::new(&s, Predicate::new(Decision::Deployed, "")).is_err());
+    }
+
+    #[test]
+    fn oversized_entry_is_refused() {
+        let st = Statement::new(
+            &subject(),
+            Predicate::new(Decision::Refused, "x".repeat(70_000)),
+        )
+        .unwrap();
+        assert!(matches!(
+            sign_statement(&st, &key(1), "k"),
+            Err(AttestError::InvalidEntry { field: "entry", .. })
+        ));
+    }
+
+    #[test]
+    fn decision_serializes_kebab_case() {
+        assert_eq!(
+            serde_json::to_string(&Decision::JobStarted).unwrap(),
+            "\"job-started\""
+        );
+        assert_eq!(Decision::JobStarted.to_string(), "job-started");
+    }
+}

@@ -1,0 +1,807 @@
+//! Pure verification: checkpoints, consistency, inclusion, entries, anchors.
+//!
+//! Security argument: the only trusted inputs are the log's verifier key
+//! and the auditor's own remembered checkpoint (and, in the CLI, on-chain
+//! anchors). Everything read from the log source is treated as hostile:
+//! - the checkpoint must carry a valid signature by the key, for the key's origin;
+//! - the remembered checkpoint must be a prefix of the new one, proven by an
+//!   RFC 6962 consistency proof computed from tiles that `tlog_tiles`
+//!   authenticates against the new signed root; a smaller size is a
+//!   rollback, the same size with another root or a failing proof is a fork
+//!   (as Go's sumdb client: both checkpoints and the proof are reported);
+//! - every entry bundle is re-hashed; the tree rebuilt from the entries must
+//!   hash to the signed root, every hash tile must equal the rebuilt one,
+//!   and every entry gets an inclusion proof checked against the root;
+//! - every entry's DSSE signature must verify under the log key and the
+//!   entry must name its own index and origin (no moving entries around).
+//!
+//! No function here does network or chain I/O; the CLI feeds bytes in.
+
+use base64::prelude::*;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use signed_note::{Note, StandardVerifier, VerifierList};
+use tlog_tiles::{
+    check_record, check_tree, prove_record, prove_tree, record_hash, stored_hashes_for_record_hash,
+    tree_hash, Checkpoint, Error as TlogError, Hash, HashReader, TileHashReader,
+};
+
+use crate::entry::{open_entry, ApprovalRef, Decision, Statement};
+use crate::tiles::{
+    all_tiles, c2sp_path, data_tile_for, decode_bundle, read_tile, SourceTileReader, TileSource,
+    CHECKPOINT_PATH, TILE_WIDTH,
+};
+use crate::AttestError;
+
+/// Parses a C2SP verifier key into its name (the origin) and Ed25519 key.
+pub fn parse_verifier_key(vkey: &str) -> Result<(String, VerifyingKey), AttestError> {
+    let bad = |reason: &str| AttestError::BadKey {
+        key: vkey.to_string(),
+        reason: reason.to_string(),
+    };
+    let v = StandardVerifier::new(vkey).map_err(|e| bad(&e.to_string()))?;
+    let b64 = vkey.rsplit('+').next().ok_or_else(|| bad("no key data"))?;
+    let raw = BASE64_STANDARD
+        .decode(b64)
+        .map_err(|e| bad(&e.to_string()))?;
+    let bytes: [u8; 32] = raw
+        .get(1..)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| bad("not an Ed25519 key"))?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))?;
+    Ok((signed_note::Verifier::name(&v).to_string(), key))
+}
+
+/// Verifies a signed checkpoint under `vkey` and returns it; its origin
+/// must be the key's name.
+pub fn verify_checkpoint(text: &[u8], vkey: &str) -> Result<Checkpoint, AttestError> {
+    let v = StandardVerifier::new(vkey).map_err(|e| AttestError::BadKey {
+        key: vkey.to_string(),
+        reason: e.to_string(),
+    })?;
+    let name = signed_note::Verifier::name(&v).to_string();
+    let note = Note::from_bytes(text).map_err(|e| AttestError::MalformedCheckpoint {
+        reason: e.to_string(),
+    })?;
+    note.verify(&VerifierList::new(vec![Box::new(v)]))
+        .map_err(|e| AttestError::CheckpointSignature {
+            key_name: name.clone(),
+            reason: e.to_string(),
+        })?;
+    let cp = Checkpoint::from_bytes(note.text()).map_err(|e| AttestError::MalformedCheckpoint {
+        reason: e.to_string(),
+    })?;
+    if cp.origin() != name {
+        return Err(AttestError::Origin {
+            expected: name,
+            found: cp.origin().to_string(),
+        });
+    }
+    Ok(cp)
+}
+
+/// What an auditor remembers between runs (`--state`): the last checkpoint
+/// it verified, as signed text (re-verified on load).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditorState {
+    pub origin: String,
+    pub size: u64,
+    /// base64 root hash.
+    pub root: String,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+}
+
+impl AuditorState {
+    /// Loads state JSON and re-verifies its checkpoint under `vkey`.
+    pub fn from_json(json: &str, vkey: &str) -> Result<(AuditorState, Checkpoint), AttestError> {
+        let st: AuditorState = serde_json::from_str(json).map_err(|e| AttestError::Decode {
+            what: "auditor state".into(),
+            reason: e.to_string(),
+        })?;
+        let cp = verify_checkpoint(st.checkpoint.as_bytes(), vkey)?;
+        if cp.size() != st.size || cp.hash().to_string() != st.root {
+            return Err(AttestError::Decode {
+                what: "auditor state".into(),
+                reason: "size/root disagree with its checkpoint".into(),
+            });
+        }
+        Ok((st, cp))
+    }
+}
+
+/// Kinds of verification failure (stable names for `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    CheckpointSignature,
+    Rollback,
+    Fork,
+    MissingTile,
+    CorruptTile,
+    TruncatedBundle,
+    RootMismatch,
+    EditedEntry,
+    EntrySignature,
+    EntryPosition,
+    AnchorAhead,
+    AnchorMismatch,
+    ApprovalMissing,
+    ApprovalRevoked,
+    ApprovalMismatch,
+    TreeMissing,
+    TreeMismatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub origin: String,
+    pub size: u64,
+    /// base64, as in the checkpoint.
+    pub root: String,
+    pub text: String,
+}
+
+impl CheckpointInfo {
+    fn of(cp: &Checkpoint, text: &str) -> Self {
+        CheckpointInfo {
+            origin: cp.origin().into(),
+            size: cp.size(),
+            root: cp.hash().to_string(),
+            text: text.into(),
+        }
+    }
+}
+
+/// A consistency proof between two checkpoints, as checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsistencyInfo {
+    pub from_size: u64,
+    pub to_size: u64,
+    /// base64 hashes.
+    pub proof: Vec<String>,
+    pub verified: bool,
+}
+
+/// One entry, as the report shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntrySummary {
+    pub index: u64,
+    pub decision: Decision,
+    pub time: String,
+    pub tree_sha1: String,
+    pub tree_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    pub reason: String,
+}
+
+/// Options of [`audit`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuditOptions {
+    /// Keep a summary of every entry in the report (off for huge logs in benchmarks).
+    pub keep_entries: bool,
+    /// At most this many failures are listed; the rest are counted.
+    pub max_failures: usize,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            keep_entries: true,
+            max_failures: 200,
+        }
+    }
+}
+
+/// Everything an audit found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub source: String,
+    pub checkpoint: Option<CheckpointInfo>,
+    pub previous: Option<CheckpointInfo>,
+    pub consistency: Option<ConsistencyInfo>,
+    pub entries_verified: u64,
+    pub entries: Vec<EntrySummary>,
+    pub failures: Vec<Failure>,
+    pub failures_not_listed: u64,
+    /// Checks that ran, in order, for the report.
+    pub checks: Vec<String>,
+    #[serde(skip)]
+    max_failures: usize,
+}
+
+impl AuditReport {
+    pub fn new(source: String, max_failures: usize) -> Self {
+        AuditReport {
+            source,
+            checkpoint: None,
+            previous: None,
+            consistency: None,
+            entries_verified: 0,
+            entries: Vec::new(),
+            failures: Vec::new(),
+            failures_not_listed: 0,
+            checks: Vec::new(),
+            max_failures,
+        }
+    }
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && self.failures_not_listed == 0
+    }
+    pub fn fail(&mut self, kind: FailureKind, message: impl Into<String>) {
+        let message = message.into();
+        tracing::debug!(?kind, %message, "audit failure");
+        if self.failures.len() < self.max_failures.max(1) {
+            self.failures.push(Failure { kind, message });
+        } else {
+            self.failures_not_listed += 1;
+        }
+    }
+    pub fn check(&mut self, what: impl Into<String>) {
+        self.checks.push(what.into());
+    }
+    /// The state to remember when the audit passed (None if it failed).
+    pub fn new_state(&self) -> Option<AuditorState> {
+        if !self.ok() {
+            return None;
+        }
+        let c = self.checkpoint.as_ref()?;
+        Some(AuditorState {
+            origin: c.origin.clone(),
+            size: c.size,
+            root: c.root.clone(),
+            checkpoint: c.text.clone(),
+        })
+    }
+}
+
+fn tile_failure(report: &mut AuditReport, e: AttestError) {
+    let kind = match &e {
+        AttestError::MissingTile { .. } => FailureKind::MissingTile,
+        AttestError::TileLength { .. } => FailureKind::CorruptTile,
+        AttestError::Bundle { .. } => FailureKind::TruncatedBundle,
+        _ => FailureKind::CorruptTile,
+    };
+    report.fail(kind, e.to_string());
+}
+
+/// Stored hashes held in memory (a tree rebuilt from leaves).
+struct MemHashes<'a>(&'a [Hash]);
+
+impl HashReader for MemHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
+        indexes
+            .iter()
+            .map(|&i| {
+                self.0
+                    .get(i as usize)
+                    .copied()
+                    .ok_or(TlogError::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
+/// Rebuilds all stored hashes of a tree from its leaf hashes.
+fn rebuild(leaves: &[Hash]) -> Result<Vec<Hash>, TlogError> {
+    let mut stored: Vec<Hash> = Vec::with_capacity(leaves.len() * 2);
+    for (n, leaf) in leaves.iter().enumerate() {
+        let hs = stored_hashes_for_record_hash(n as u64, *leaf, &MemHashes(&stored))?;
+        stored.extend(hs);
+    }
+    Ok(stored)
+}
+
+fn b64s(p: &[Hash]) -> Vec<String> {
+    p.iter().map(Hash::to_string).collect()
+}
+
+/// Checks that `old` (size, root) is a prefix of the tree `cp` served by
+/// `src`. Returns the proof and whether it verified, or a tile error.
+pub fn consistency(
+    src: &dyn TileSource,
+    cp: &Checkpoint,
+    old_size: u64,
+    old_root: Hash,
+) -> Result<(Vec<Hash>, bool), AttestError> {
+    if old_size == 0 {
+        return Ok((vec![], true));
+    }
+    if old_size > cp.size() {
+        return Ok((vec![], false));
+    }
+    let tr = SourceTileReader::new(src);
+    let thr = TileHashReader::new(cp.size(), *cp.hash(), &tr);
+    let proof = prove_tree(cp.size(), old_size, &thr).map_err(|e| tr.explain("consistency", e))?;
+    let ok = check_tree(&proof, cp.size(), *cp.hash(), old_size, old_root).is_ok();
+    Ok((proof, ok))
+}
+
+/// Audits the log served by `src` under `vkey`, starting from the auditor's
+/// previous state. `Err` means the audit could not run (source unreachable,
+/// bad key, no checkpoint); verification failures are in the report.
+pub fn audit(
+    src: &dyn TileSource,
+    vkey: &str,
+    previous: Option<&AuditorState>,
+    opts: AuditOptions,
+) -> Result<AuditReport, AttestError> {
+    let (_, key) = parse_verifier_key(vkey)?;
+    let mut report = AuditReport::new(src.name(), opts.max_failures);
+    let text = src
+        .read(CHECKPOINT_PATH)?
+        .ok_or_else(|| AttestError::Source {
+            source_name: src.name(),
+            path: CHECKPOINT_PATH.into(),
+            message: "no checkpoint (is this a log?)".into(),
+        })?;
+    let text_str = String::from_utf8_lossy(&text).into_owned();
+    report.check("checkpoint signature");
+    let cp = match verify_checkpoint(&text, vkey) {
+        Ok(cp) => cp,
+        Err(e) => {
+            report.fail(FailureKind::CheckpointSignature, e.to_string());
+            return Ok(report);
+        }
+    };
+    report.checkpoint = Some(CheckpointInfo::of(&cp, &text_str));
+    let origin = cp.origin().to_string();
+
+    if let Some(prev) = previous {
+        report.check(format!(
+            "consistency with the last checkpoint seen (size {})",
+            prev.size
+        ));
+        let prev_cp = verify_checkpoint(prev.checkpoint.as_bytes(), vkey)?;
+        report.previous = Some(CheckpointInfo::of(&prev_cp, &prev.checkpoint));
+        check_previous(src, &cp, &text_str, &prev_cp, &prev.checkpoint, &mut report);
+    }
+
+    report.check(format!("every tile and entry of {} entries", cp.size()));
+    check_entries(src, &cp, &key, &origin, opts, &mut report);
+    Ok(report)
+}
+
+fn fork_message(
+    what: &str,
+    old: &Checkpoint,
+    old_text: &str,
+    new: &Checkpoint,
+    new_text: &str,
+    proof: &[Hash],
+) -> String {
+    format!(
+        "{what}\n--- checkpoint seen before (size {}):\n{}--- checkpoint served now (size {}):\n{}--- consistency proof ({} hashes): [{}]",
+        old.size(),
+        old_text,
+        new.size(),
+        new_text,
+        proof.len(),
+        b64s(proof).join(", ")
+    )
+}
+
+fn check_previous(
+    src: &dyn TileSource,
+    cp: &Checkpoint,
+    text: &str,
+    prev: &Checkpoint,
+    prev_text: &str,
+    report: &mut AuditReport,
+) {
+    if prev.size() > cp.size() {
+        report.fail(
+            FailureKind::Rollback,
+            fork_message(
+                &format!("ROLLBACK: the log now serves size {} but this auditor already verified size {}", cp.size(), prev.size()),
+                prev,
+                prev_text,
+                cp,
+                text,
+                &[],
+            ),
+        );
+        return;
+    }
+    if prev.size() == cp.size() {
+        let ok = prev.hash() == cp.hash();
+        report.consistency = Some(ConsistencyInfo {
+            from_size: prev.size(),
+            to_size: cp.size(),
+            proof: vec![],
+            verified: ok,
+        });
+        if !ok {
+            report.fail(
+                FailureKind::Fork,
+                fork_message(
+                    &format!(
+                        "FORK: two signed checkpoints of size {} with different roots",
+                        cp.size()
+                    ),
+                    prev,
+                    prev_text,
+                    cp,
+                    text,
+                    &[],
+                ),
+            );
+        }
+        return;
+    }
+    match consistency(src, cp, prev.size(), *prev.hash()) {
+        Ok((proof, ok)) => {
+            report.consistency = Some(ConsistencyInfo {
+                from_size: prev.size(),
+                to_size: cp.size(),
+                proof: b64s(&proof),
+                verified: ok,
+            });
+            if !ok {
+                report.fail(
+                    FailureKind::Fork,
+                    fork_message(
+                        &format!("FORK: the log of size {} does not extend the checkpoint of size {} seen before", cp.size(), prev.size()),
+                        prev,
+                        prev_text,
+                        cp,
+                        text,
+                        &proof,
+                    ),
+                );
+            }
+        }
+        Err(e) => tile_failure(report, e),
+    }
+}
+
+fn check_entries(
+    src: &dyn TileSource,
+    cp: &Checkpoint,
+    key: &VerifyingKey,
+    origin: &str,
+    opts: AuditOptions,
+    report: &mut AuditReport,
+) {
+    let size = cp.size();
+    let root = *cp.hash();
+    let tiles = all_tiles(size);
+
+    // 1. Leaf hashes as the hash tiles claim them (level 0).
+    let mut tile_leaves: Option<Vec<Hash>> = Some(Vec::with_capacity(size as usize));
+    let mut tile_data = std::collections::HashMap::new();
+    for t in tiles.iter().filter(|t| !t.is_data()) {
+        match read_tile(src, t) {
+            Ok(b) => {
+                if t.level() == 0 {
+                    if let Some(l) = tile_leaves.as_mut() {
+                        l.extend(
+                            b.chunks_exact(32)
+                                .map(|c| Hash(c.try_into().expect("32 bytes"))),
+                        );
+                    }
+                }
+                tile_data.insert(*t, b);
+            }
+            Err(e) => {
+                if t.level() == 0 {
+                    tile_leaves = None;
+                }
+                tile_failure(report, e);
+            }
+        }
+    }
+
+    // 2. Leaf hashes of the entries themselves; signatures and positions.
+    let mut entry_leaves: Vec<Option<Hash>> = Vec::with_capacity(size as usize);
+    for b in 0..size.div_ceil(TILE_WIDTH) {
+        let dt = data_tile_for(b * TILE_WIDTH, size);
+        let path = c2sp_path(&dt);
+        let entries =
+            read_tile(src, &dt).and_then(|raw| decode_bundle(&path, &raw, dt.width() as usize));
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                tile_failure(report, e);
+                entry_leaves.extend(std::iter::repeat_n(None, dt.width() as usize));
+                continue;
+            }
+        };
+        for (i, bytes) in entries.iter().enumerate() {
+            let index = b * TILE_WIDTH + i as u64;
+            entry_leaves.push(Some(record_hash(bytes)));
+            match open_entry(bytes, key, index) {
+                Ok(st) => {
+                    let p = &st.predicate;
+                    if p.log_index != index || p.log_origin != origin {
+                        report.fail(
+                            FailureKind::EntryPosition,
+                            format!(
+                                "entry {index} says it is entry {} of log {:?}: entries were reordered or copied from another log",
+                                p.log_index, p.log_origin
+                            ),
+                        );
+                    }
+                    if opts.keep_entries {
+                        report.entries.push(summary(index, &st));
+                    }
+                }
+                Err(e) => report.fail(FailureKind::EntrySignature, e.to_string()),
+            }
+        }
+    }
+
+    // 3. Tiles against the signed root; entries against the tiles.
+    let tiles_ok = if let Some(tl) = &tile_leaves {
+        match rebuild(tl) {
+            Ok(stored) => {
+                let mut ok = true;
+                match tree_hash(size, &MemHashes(&stored)) {
+                    Ok(h) if h == root => {}
+                    Ok(h) => {
+                        ok = false;
+                        report.fail(
+                            FailureKind::CorruptTile,
+                            format!("the level-0 hash tiles hash to {h}, not to the signed root {root}: a tile was altered"),
+                        );
+                    }
+                    Err(e) => {
+                        ok = false;
+                        report.fail(
+                            FailureKind::CorruptTile,
+                            format!("cannot hash the tiles: {e}"),
+                        );
+                    }
+                }
+                for (t, data) in &tile_data {
+                    if t.level() == 0 {
+                        continue;
+                    }
+                    match t.read_data(&MemHashes(&stored)) {
+                        Ok(want) if &want == data => {}
+                        _ => {
+                            ok = false;
+                            report.fail(
+                                FailureKind::CorruptTile,
+                                format!(
+                                    "tile {} does not match the tree (bit flip or edit)",
+                                    c2sp_path(t)
+                                ),
+                            );
+                        }
+                    }
+                }
+                if ok {
+                    // Every entry's inclusion proof, from the authenticated tiles.
+                    let ms = MemHashes(&stored);
+                    for (i, leaf) in entry_leaves.iter().enumerate() {
+                        let Some(leaf) = leaf else { continue };
+                        let i = i as u64;
+                        let verified = prove_record(size, i, &ms)
+                            .map(|p| check_record(&p, size, root, i, *leaf));
+                        if !matches!(verified, Ok(Ok(()))) {
+                            report.fail(
+                                FailureKind::EditedEntry,
+                                format!("entry {i} is not the leaf the signed tree holds at {i} (edited, replaced or reordered)"),
+                            );
+                        }
+                    }
+                }
+                ok
+            }
+            Err(e) => {
+                report.fail(
+                    FailureKind::CorruptTile,
+                    format!("cannot rebuild the tree from the tiles: {e}"),
+                );
+                false
+            }
+        }
+    } else {
+        false
+    };
+    if !tiles_ok && entry_leaves.iter().all(Option::is_some) {
+        // Tiles unusable: the entries alone must still hash to the signed root.
+        let leaves: Vec<Hash> = entry_leaves.iter().map(|l| l.expect("checked")).collect();
+        let h = rebuild(&leaves)
+            .ok()
+            .and_then(|s| tree_hash(size, &MemHashes(&s)).ok());
+        if h != Some(root) {
+            report.fail(
+                FailureKind::RootMismatch,
+                format!("the entries do not hash to the signed root {root}"),
+            );
+        }
+    }
+    report.entries_verified = entry_leaves.iter().filter(|l| l.is_some()).count() as u64;
+}
+
+fn summary(index: u64, st: &Statement) -> EntrySummary {
+    let s = st.subject().unwrap_or(crate::Subject {
+        tree_sha1: String::new(),
+        tree_sha256: String::new(),
+        commit: None,
+    });
+    let p = &st.predicate;
+    EntrySummary {
+        index,
+        decision: p.decision,
+        time: p.time.clone(),
+        tree_sha1: s.tree_sha1,
+        tree_sha256: s.tree_sha256,
+        commit: s.commit,
+        approval: p.approval.clone(),
+        job: p.job.clone(),
+        reason: p.reason.clone(),
+    }
+}
+
+/// Checks the checkpoint against checkpoints anchored on chain
+/// (`(size, root)` pairs): each anchor must be a prefix of the served tree.
+/// An anchor larger than the served tree means the log was rolled back or an
+/// old checkpoint is being replayed.
+pub fn check_anchors(
+    src: &dyn TileSource,
+    report: &mut AuditReport,
+    anchors: &[(u64, [u8; 32], u64)],
+) {
+    let Some(info) = report.checkpoint.clone() else {
+        return;
+    };
+    let Ok(cp) = Checkpoint::from_bytes(
+        Note::from_bytes(info.text.as_bytes())
+            .map(|n| n.text().to_vec())
+            .unwrap_or_default()
+            .as_slice(),
+    ) else {
+        return;
+    };
+    report.check(format!(
+        "consistency with {} on-chain anchor(s)",
+        anchors.len()
+    ));
+    for &(size, root, block) in anchors {
+        let root = Hash(root);
+        if size > cp.size() {
+            report.fail(
+                FailureKind::AnchorAhead,
+                format!(
+                    "the node anchored a checkpoint of size {size} (root {root}) at block {block}, but the log serves only size {}: rolled back or replaying an old checkpoint",
+                    cp.size()
+                ),
+            );
+            continue;
+        }
+        match consistency(src, &cp, size, root) {
+            Ok((_, true)) => {}
+            Ok((proof, false)) => report.fail(
+                FailureKind::AnchorMismatch,
+                format!(
+                    "the checkpoint (size {}, root {}) disagrees with the anchor at block {block} (size {size}, root {root}); consistency proof [{}]",
+                    cp.size(),
+                    cp.hash(),
+                    b64s(&proof).join(", ")
+                ),
+            ),
+            Err(e) => tile_failure(report, e),
+        }
+    }
+}
+
+/// A self-contained proof that one entry is in the log: verifiable with the
+/// verifier key alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProofBundle {
+    pub index: u64,
+    /// base64 of the encoded entry (the DSSE envelope JSON).
+    pub entry: String,
+    /// RFC 6962 inclusion proof, base64 hashes.
+    pub inclusion_proof: Vec<String>,
+    /// The signed checkpoint the proof is against.
+    pub checkpoint: String,
+}
+
+impl ProofBundle {
+    /// Builds the bundle for `index` from a source, against `checkpoint_text`
+    /// (verified first, and the bundle is verified before it is returned).
+    pub fn build(
+        src: &dyn TileSource,
+        checkpoint_text: &[u8],
+        vkey: &str,
+        index: u64,
+    ) -> Result<ProofBundle, AttestError> {
+        let cp = verify_checkpoint(checkpoint_text, vkey)?;
+        if index >= cp.size() {
+            return Err(AttestError::Proof {
+                what: "inclusion".into(),
+                reason: format!("index {index} >= size {}", cp.size()),
+            });
+        }
+        let tr = SourceTileReader::new(src);
+        let thr = TileHashReader::new(cp.size(), *cp.hash(), &tr);
+        let proof = prove_record(cp.size(), index, &thr).map_err(|e| tr.explain("inclusion", e))?;
+        let dt = data_tile_for(index, cp.size());
+        let raw = read_tile(src, &dt)?;
+        let mut entries = decode_bundle(&c2sp_path(&dt), &raw, dt.width() as usize)?;
+        let entry = entries.swap_remove((index % TILE_WIDTH) as usize);
+        let bundle = ProofBundle {
+            index,
+            entry: BASE64_STANDARD.encode(entry),
+            inclusion_proof: b64s(&proof),
+            checkpoint: String::from_utf8_lossy(checkpoint_text).into_owned(),
+        };
+        bundle.verify(vkey)?;
+        Ok(bundle)
+    }
+
+    /// Verifies checkpoint signature, inclusion and the entry's signature;
+    /// returns the statement.
+    pub fn verify(&self, vkey: &str) -> Result<Statement, AttestError> {
+        let (_, key) = parse_verifier_key(vkey)?;
+        let cp = verify_checkpoint(self.checkpoint.as_bytes(), vkey)?;
+        let entry = BASE64_STANDARD
+            .decode(&self.entry)
+            .map_err(|e| AttestError::Decode {
+                what: "proof bundle entry".into(),
+                reason: e.to_string(),
+            })?;
+        let proof = self
+            .inclusion_proof
+            .iter()
+            .map(|h| Hash::parse_hash(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AttestError::Decode {
+                what: "proof bundle hash".into(),
+                reason: e.to_string(),
+            })?;
+        check_record(
+            &proof,
+            cp.size(),
+            *cp.hash(),
+            self.index,
+            record_hash(&entry),
+        )
+        .map_err(|e| AttestError::Proof {
+            what: format!(
+                "inclusion of entry {} in the tree of size {}",
+                self.index,
+                cp.size()
+            ),
+            reason: e.to_string(),
+        })?;
+        let st = open_entry(&entry, &key, self.index)?;
+        if st.predicate.log_index != self.index || st.predicate.log_origin != cp.origin() {
+            return Err(AttestError::Entry {
+                index: self.index,
+                reason: format!(
+                    "entry names position {} of {:?}",
+                    st.predicate.log_index, st.predicate.log_origin
+                ),
+            });
+        }
+        Ok(st)
+    }
+}
+
+impl From<&Checkpoint> for CheckpointInfo {
+    fn from(cp: &Checkpoint) -> Self {
+        CheckpointInfo {
+            origin: cp.origin().into(),
+            size: cp.size(),
+            root: cp.hash().to_string(),
+            text: String::new(),
+        }
+    }
+}
