@@ -22,9 +22,18 @@ use crate::object::{blob_digests, entry_order, tree_digests, Digests, Entry, Kin
 use crate::{TreeError, TreeIds};
 
 /// Opens the repository at `path` or the one containing it (like `git`
-/// does from a subdirectory).
+/// does from a subdirectory), honouring `GIT_CEILING_DIRECTORIES` as git
+/// does.
 pub fn open_repo(path: &Path) -> Result<Repository, TreeError> {
-    Repository::discover(path).map_err(|source| TreeError::NotARepository { path: path.to_path_buf(), source })
+    let ceilings: Vec<PathBuf> = std::env::var_os("GIT_CEILING_DIRECTORIES")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    Repository::open_ext(path, git2::RepositoryOpenFlags::empty(), &ceilings).map_err(|source| {
+        TreeError::NotARepository {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Both tree ids of the commit `rev` resolves to, and that commit's id.

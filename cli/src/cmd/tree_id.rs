@@ -36,7 +36,10 @@ struct Ids {
 pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     // Hashing is CPU and disk work; keep it off the async runtime's threads.
     let ids = tokio::task::spawn_blocking(move || compute(args)).await??;
-    let mut human = format!("tree sha1   {}\ntree sha256 {}", ids.tree_sha1, ids.tree_sha256);
+    let mut human = format!(
+        "tree sha1   {}\ntree sha256 {}",
+        ids.tree_sha1, ids.tree_sha256
+    );
     if let Some(c) = &ids.commit {
         human.push_str(&format!("\ncommit      {c}"));
     }
@@ -47,12 +50,20 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
 fn compute(args: Args) -> anyhow::Result<Ids> {
     if let Some(dir) = args.dir {
         let ids = collective_tree::tree_ids_of_dir(&dir).map_err(classify)?;
-        return Ok(Ids { tree_sha1: ids.sha1, tree_sha256: ids.sha256, commit: None });
+        return Ok(Ids {
+            tree_sha1: ids.sha1,
+            tree_sha256: ids.sha256,
+            commit: None,
+        });
     }
     let repo = collective_tree::open_repo(&args.repo).map_err(classify)?;
     let rev = args.rev.as_deref().unwrap_or("HEAD");
     let (ids, commit) = collective_tree::tree_ids_of_rev(&repo, rev).map_err(classify)?;
-    Ok(Ids { tree_sha1: ids.sha1, tree_sha256: ids.sha256, commit: Some(commit.to_string()) })
+    Ok(Ids {
+        tree_sha1: ids.sha1,
+        tree_sha256: ids.sha256,
+        commit: Some(commit.to_string()),
+    })
 }
 
 /// Picks the exit code: what the user typed is wrong (64), or the tree is
@@ -65,7 +76,9 @@ fn classify(e: TreeError) -> anyhow::Error {
         | TreeError::NotACommit { .. }
         | TreeError::NotARepository { .. }
         | TreeError::NotADirectory { .. } => Exit::usage(message),
-        TreeError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Exit::usage(message),
+        TreeError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Exit::usage(message)
+        }
         TreeError::Gitlink { .. }
         | TreeError::NestedRepository { .. }
         | TreeError::NonCanonicalTree { .. }
@@ -80,7 +93,11 @@ fn one_line(e: &dyn std::error::Error) -> String {
     let mut cause = e.source();
     while let Some(c) = cause {
         s.push_str(": ");
-        s.push_str(&c.to_string());
+        // libgit2 appends its error class and code; people need the message.
+        match c.downcast_ref::<collective_tree::git2::Error>() {
+            Some(g) => s.push_str(g.message()),
+            None => s.push_str(&c.to_string()),
+        }
         cause = c.source();
     }
     s.replace('\n', " ")
