@@ -1,0 +1,613 @@
+//! Node configuration (`node.yaml`).
+//!
+//! Parsed strictly (`deny_unknown_fields`) and then validated, so a typo in
+//! an operator's file is an error naming the field rather than a silently
+//! ignored setting: a misspelt `confirmations` must not fall back to 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ControllerError;
+
+/// The whole `node.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub chain: ChainSection,
+    pub repository: RepositorySection,
+    #[serde(default)]
+    pub data: DataSection,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    pub log: LogSection,
+    pub paths: PathsSection,
+}
+
+/// Who this node is and where its keys live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The node id registered in `NodeRegistry`: 32 bytes as 0x-hex.
+    pub id: String,
+    /// Directory holding the node keys (created by `collective keys init`).
+    pub key_dir: PathBuf,
+    /// Name of the environment variable holding the key passphrase, if the
+    /// keys are passphrase-sealed. The passphrase itself never goes in a file.
+    #[serde(default)]
+    pub passphrase_env: Option<String>,
+}
+
+/// Where the chain is and how much of it to trust.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    /// A deployment file (as written by `collective dev up`) holding the
+    /// registry addresses. Exactly one of `deployment` and `addresses`.
+    #[serde(default)]
+    pub deployment: Option<PathBuf>,
+    /// Registry addresses given inline (0x-hex).
+    #[serde(default)]
+    pub addresses: Option<AddressesSection>,
+    /// Blocks an approval must be buried under before the node acts on it.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// How often the chain is polled when no event arrives, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+/// Contract addresses, as 0x-hex strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressesSection {
+    pub token: String,
+    pub timelock: String,
+    pub governor: String,
+    pub code_registry: String,
+    pub node_registry: String,
+    pub data_registry: String,
+}
+
+/// The code repository whose deploy branch is the desired state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySection {
+    /// A local repository path, watched for changes. Exactly one of `path`
+    /// and `url`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A remote URL, fetched into `paths.work_dir/repo.git` on an interval.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Seconds between fetches of a remote repository.
+    #[serde(default = "default_fetch_secs")]
+    pub fetch_interval_secs: u64,
+}
+
+/// Where contributed ciphertexts are stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// `file:///abs/path` (default store) or an object-store URL.
+    #[serde(default = "default_store")]
+    pub store: String,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            store: default_store(),
+        }
+    }
+}
+
+/// The node's maxima: a job manifest may ask for less, never for more.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    #[serde(default = "default_bwrap")]
+    pub bwrap: PathBuf,
+    #[serde(default = "default_true")]
+    pub allow_batch: bool,
+    #[serde(default = "default_true")]
+    pub allow_export: bool,
+    #[serde(default = "default_max_cpu")]
+    pub max_cpu_seconds: u64,
+    #[serde(default = "default_max_mem")]
+    pub max_memory_bytes: u64,
+    #[serde(default = "default_max_wall")]
+    pub max_wall_seconds: u64,
+    #[serde(default = "default_max_out")]
+    pub max_output_bytes: u64,
+    #[serde(default = "default_max_procs")]
+    pub max_processes: u64,
+    /// What to do with a job found started-but-not-finished in the log on
+    /// restart: `fail` (log it interrupted and never rerun) or `rerun-once`.
+    #[serde(default)]
+    pub on_interrupted: InterruptedPolicy,
+}
+
+/// Resolution of a job interrupted by a crash.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterruptedPolicy {
+    /// Log `interrupted`; the job counts as done (the safe default: a job
+    /// that crashed the node once is not retried automatically).
+    #[default]
+    Fail,
+    /// Log `interrupted` and run the job again, once.
+    RerunOnce,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// The tlog-tiles directory (served at `/log/`).
+    pub dir: PathBuf,
+    /// The log origin line of checkpoints, e.g. `collective.example/node-1`.
+    pub origin: String,
+    /// Seconds between on-chain checkpoint anchors; 0 disables anchoring.
+    #[serde(default = "default_anchor_secs")]
+    pub anchor_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PathsSection {
+    /// Deployed trees, run scratch space, a fetched repository.
+    pub work_dir: PathBuf,
+    /// Encrypted job outputs, served at `/v1/outbox/`.
+    pub outbox_dir: PathBuf,
+}
+
+fn default_confirmations() -> u64 {
+    2
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_fetch_secs() -> u64 {
+    60
+}
+fn default_store() -> String {
+    "file:///var/lib/collective/data".into()
+}
+fn default_bwrap() -> PathBuf {
+    "/usr/bin/bwrap".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_cpu() -> u64 {
+    3600
+}
+fn default_max_mem() -> u64 {
+    4 << 30
+}
+fn default_max_wall() -> u64 {
+    7200
+}
+fn default_max_out() -> u64 {
+    1 << 30
+}
+fn default_max_procs() -> u64 {
+    256
+}
+fn default_listen() -> String {
+    "127.0.0.1:8700".into()
+}
+fn default_anchor_secs() -> u64 {
+    600
+}
+
+/// The text `collective config --default` prints: every field, commented.
+pub const DEFAULT_CONFIG_YAML: &str = r#"# collective node configuration. Unknown fields are rejected.
+node:
+  # This node's id in NodeRegistry (bytes32, 0x-hex).
+  id: "0x0000000000000000000000000000000000000000000000000000000000000001"
+  # Keys made by `collective keys init` (files must be 0600).
+  key_dir: /var/lib/collective/keys
+  # Environment variable holding the key passphrase, if keys are sealed.
+  # passphrase_env: COLLECTIVE_KEY_PASSPHRASE
+
+chain:
+  rpc_url: http://127.0.0.1:8545
+  chain_id: 31337
+  # Registry addresses: a deployment file written by `collective dev up` ...
+  deployment: ./devnet.yaml
+  # ... or inline (use one, not both):
+  # addresses:
+  #   token: "0x..."
+  #   timelock: "0x..."
+  #   governor: "0x..."
+  #   code_registry: "0x..."
+  #   node_registry: "0x..."
+  #   data_registry: "0x..."
+  # Blocks an approval must be buried under before the node acts on it.
+  confirmations: 2
+  # Polling interval when no chain event arrives (milliseconds).
+  poll_interval_ms: 1000
+
+repository:
+  # A local repository (watched) or a remote url (fetched); one of the two.
+  path: /srv/collective/repo
+  # url: https://github.com/example/collective-jobs.git
+  branch: main
+  fetch_interval_secs: 60
+
+data:
+  # Where contributed ciphertexts live (file:// or an object store URL).
+  store: file:///var/lib/collective/data
+
+sandbox:
+  bwrap: /usr/bin/bwrap
+  allow_batch: true
+  allow_export: true
+  # Node maxima; job manifests may ask for less, never more.
+  max_cpu_seconds: 3600
+  max_memory_bytes: 4294967296
+  max_wall_seconds: 7200
+  max_output_bytes: 1073741824
+  max_processes: 256
+  # A job started but not finished when the node died: fail | rerun-once
+  on_interrupted: fail
+
+http:
+  listen: 127.0.0.1:8700
+
+log:
+  dir: /var/lib/collective/log
+  origin: collective.example/node-1
+  # Seconds between on-chain checkpoint anchors; 0 disables anchoring.
+  anchor_interval_secs: 600
+
+paths:
+  work_dir: /var/lib/collective/work
+  outbox_dir: /var/lib/collective/outbox
+"#;
+
+impl NodeConfig {
+    /// Read, parse and validate `path`. Relative paths in the file are
+    /// resolved against the file's directory, so a config is portable with
+    /// the files it names.
+    pub fn load(path: &Path) -> Result<NodeConfig, ControllerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ControllerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = NodeConfig::parse(&path.display().to_string(), &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_relative(base);
+        Ok(cfg)
+    }
+
+    /// Parse and validate YAML; `file` names the source in error messages.
+    pub fn parse(file: &str, text: &str) -> Result<NodeConfig, ControllerError> {
+        let cfg: NodeConfig = serde_yaml::from_str(text).map_err(|e| ControllerError::Config {
+            file: file.to_string(),
+            field: e
+                .location()
+                .map(|l| format!("line {} column {}", l.line(), l.column()))
+                .unwrap_or_else(|| "(document)".into()),
+            message: e.to_string(),
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    fn resolve_relative(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.node.key_dir);
+        if let Some(d) = self.chain.deployment.as_mut() {
+            fix(d);
+        }
+        if let Some(p) = self.repository.path.as_mut() {
+            fix(p);
+        }
+        fix(&mut self.log.dir);
+        fix(&mut self.paths.work_dir);
+        fix(&mut self.paths.outbox_dir);
+    }
+
+    /// Checks serde cannot express. Each error names the field and the fix.
+    pub fn validate(&self, file: &str) -> Result<(), ControllerError> {
+        let err = |field: &str, message: String| ControllerError::Config {
+            file: file.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        parse_b256(&self.node.id).map_err(|m| {
+            err(
+                "node.id",
+                format!("{m}; expected 0x followed by 64 hex digits"),
+            )
+        })?;
+        if !(self.chain.rpc_url.starts_with("http://")
+            || self.chain.rpc_url.starts_with("https://")
+            || self.chain.rpc_url.starts_with("ws://")
+            || self.chain.rpc_url.starts_with("wss://"))
+        {
+            return Err(err(
+                "chain.rpc_url",
+                format!(
+                    "{:?} is not an http(s):// or ws(s):// URL",
+                    self.chain.rpc_url
+                ),
+            ));
+        }
+        match (&self.chain.deployment, &self.chain.addresses) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "chain.addresses",
+                    "both chain.deployment and chain.addresses are set; keep one".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    "chain.deployment",
+                    "set chain.deployment (a devnet.yaml) or chain.addresses".into(),
+                ))
+            }
+            (None, Some(a)) => {
+                for (name, v) in [
+                    ("token", &a.token),
+                    ("timelock", &a.timelock),
+                    ("governor", &a.governor),
+                    ("code_registry", &a.code_registry),
+                    ("node_registry", &a.node_registry),
+                    ("data_registry", &a.data_registry),
+                ] {
+                    let ok = v.len() == 42
+                        && v.starts_with("0x")
+                        && v[2..].bytes().all(|b| b.is_ascii_hexdigit());
+                    if !ok {
+                        return Err(err(
+                            &format!("chain.addresses.{name}"),
+                            format!("{v:?} is not a 0x-prefixed 20-byte hex address"),
+                        ));
+                    }
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if self.chain.poll_interval_ms == 0 {
+            return Err(err("chain.poll_interval_ms", "must be at least 1".into()));
+        }
+        match (&self.repository.path, &self.repository.url) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "repository.url",
+                    "both repository.path and repository.url are set; keep one".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    "repository.path",
+                    "set repository.path (local) or repository.url (remote)".into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.repository.branch.is_empty()
+            || git2::Branch::name_is_valid(&self.repository.branch) != Ok(true)
+        {
+            return Err(err(
+                "repository.branch",
+                format!("{:?} is not a valid branch name", self.repository.branch),
+            ));
+        }
+        if self.repository.url.is_some() && self.repository.fetch_interval_secs == 0 {
+            return Err(err(
+                "repository.fetch_interval_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(self.data.store.starts_with("file://")
+            || self.data.store.starts_with("s3://")
+            || self.data.store.starts_with("memory://"))
+        {
+            return Err(err(
+                "data.store",
+                format!(
+                    "{:?}: expected file:///path, s3://bucket or memory://",
+                    self.data.store
+                ),
+            ));
+        }
+        for (name, v) in [
+            ("sandbox.max_cpu_seconds", self.sandbox.max_cpu_seconds),
+            ("sandbox.max_memory_bytes", self.sandbox.max_memory_bytes),
+            ("sandbox.max_wall_seconds", self.sandbox.max_wall_seconds),
+            ("sandbox.max_output_bytes", self.sandbox.max_output_bytes),
+            ("sandbox.max_processes", self.sandbox.max_processes),
+        ] {
+            if v == 0 {
+                return Err(err(name, "must be greater than 0".into()));
+            }
+        }
+        self.http.listen.parse::<SocketAddr>().map_err(|e| {
+            err(
+                "http.listen",
+                format!("{:?} is not host:port ({e})", self.http.listen),
+            )
+        })?;
+        if self.log.origin.trim().is_empty() || self.log.origin.contains(char::is_whitespace) {
+            return Err(err(
+                "log.origin",
+                "must be a non-empty name without spaces, e.g. collective.example/node-1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The node id as 32 bytes (validated at parse time).
+    pub fn node_id(&self) -> [u8; 32] {
+        parse_b256(&self.node.id).expect("validated")
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.http.listen.parse().expect("validated")
+    }
+}
+
+/// Parse `0x` + 64 hex digits.
+pub fn parse_b256(s: &str) -> Result<[u8; 32], String> {
+    let h = s
+        .strip_prefix("0x")
+        .ok_or_else(|| format!("{s:?} lacks the 0x prefix"))?;
+    let v = hex::decode(h).map_err(|e| format!("{s:?} is not hex: {e}"))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| format!("{s:?} is {} bytes, not 32", v.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(e: ControllerError) -> String {
+        match e {
+            ControllerError::Config { field, .. } => field,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_parses_and_validates() {
+        let cfg = NodeConfig::parse("default", DEFAULT_CONFIG_YAML).unwrap();
+        assert_eq!(cfg.chain.confirmations, 2);
+        assert_eq!(cfg.repository.branch, "main");
+        assert_eq!(cfg.sandbox.on_interrupted, InterruptedPolicy::Fail);
+        assert_eq!(cfg.listen_addr().port(), 8700);
+    }
+
+    #[test]
+    fn unknown_field_rejected() {
+        let text = DEFAULT_CONFIG_YAML.replace("  confirmations: 2", "  confirmation: 2");
+        let e = NodeConfig::parse("node.yaml", &text).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("node.yaml"), "{msg}");
+        assert!(msg.contains("confirmation"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            (
+                "0x0000000000000000000000000000000000000000000000000000000000000001",
+                "0x12",
+                "node.id",
+            ),
+            ("http://127.0.0.1:8545", "localhost:8545", "chain.rpc_url"),
+            ("127.0.0.1:8700", "nowhere", "http.listen"),
+            ("branch: main", "branch: \"bad..name\"", "repository.branch"),
+            ("file:///var/lib/collective/data", "ftp://x", "data.store"),
+            (
+                "max_processes: 256",
+                "max_processes: 0",
+                "sandbox.max_processes",
+            ),
+            (
+                "origin: collective.example/node-1",
+                "origin: \"a b\"",
+                "log.origin",
+            ),
+            (
+                "poll_interval_ms: 1000",
+                "poll_interval_ms: 0",
+                "chain.poll_interval_ms",
+            ),
+        ];
+        for (from, to, field) in cases {
+            let text = DEFAULT_CONFIG_YAML.replacen(from, to, 1);
+            assert_ne!(text, DEFAULT_CONFIG_YAML, "case {field} did not apply");
+            let e = NodeConfig::parse("node.yaml", &text).unwrap_err();
+            assert_eq!(field_of(e), field);
+        }
+    }
+
+    #[test]
+    fn exactly_one_repository_source() {
+        let both = DEFAULT_CONFIG_YAML.replace(
+            "  # url: https://github.com/example/collective-jobs.git",
+            "  url: https://x/y.git",
+        );
+        assert_eq!(
+            field_of(NodeConfig::parse("n", &both).unwrap_err()),
+            "repository.url"
+        );
+        let none = DEFAULT_CONFIG_YAML.replace("  path: /srv/collective/repo\n", "");
+        assert_eq!(
+            field_of(NodeConfig::parse("n", &none).unwrap_err()),
+            "repository.path"
+        );
+    }
+
+    #[test]
+    fn exactly_one_address_source() {
+        let none = DEFAULT_CONFIG_YAML.replace("  deployment: ./devnet.yaml\n", "");
+        assert_eq!(
+            field_of(NodeConfig::parse("n", &none).unwrap_err()),
+            "chain.deployment"
+        );
+        let inline = none.replace(
+            "  # addresses:\n  #   token: \"0x...\"",
+            "  addresses:\n    token: \"0x12\"\n    timelock: \"0x1234567890123456789012345678901234567890\"\n    governor: \"0x1234567890123456789012345678901234567890\"\n    code_registry: \"0x1234567890123456789012345678901234567890\"\n    node_registry: \"0x1234567890123456789012345678901234567890\"\n    data_registry: \"0x1234567890123456789012345678901234567890\"\n  #",
+        );
+        assert_eq!(
+            field_of(NodeConfig::parse("n", &inline).unwrap_err()),
+            "chain.addresses.token"
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            DEFAULT_CONFIG_YAML.replace("key_dir: /var/lib/collective/keys", "key_dir: keys");
+        let p = dir.path().join("node.yaml");
+        std::fs::write(&p, text).unwrap();
+        let cfg = NodeConfig::load(&p).unwrap();
+        assert_eq!(cfg.node.key_dir, dir.path().join("keys"));
+        assert_eq!(
+            cfg.chain.deployment.unwrap(),
+            dir.path().join("./devnet.yaml")
+        );
+    }
+}
