@@ -75,6 +75,12 @@ enum Command {
     /// DAO proposals that approve a tree: submit, vote, queue, execute, status.
     #[command(subcommand)]
     Proposal(cmd::proposal::ProposalCommand),
+    /// Verify a node's log: signatures, consistency with what you saw before and with
+    /// on-chain anchors, approvals, and the repository. Exit 0 verified, 2 failed, 1 could not run.
+    Audit(cmd::audit::Args),
+    /// Single-entry proof bundles of a node's log.
+    #[command(subcommand)]
+    Log(cmd::log::LogCommand),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -128,5 +134,7 @@ async fn run(command: Command, out: Output) -> anyhow::Result<u8> {
         Command::Dev(c) => cmd::dev::run(c, out).await,
         Command::TreeId(a) => cmd::tree_id::run(a, out).await,
         Command::Proposal(c) => cmd::proposal::run(c, out).await,
+        Command::Audit(a) => cmd::audit::run(a, out).await,
+        Command::Log(c) => cmd::log::run(c, out).await,
     }
 }

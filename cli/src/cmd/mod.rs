@@ -1,6 +1,8 @@
 //! One module per top-level command. Each exposes its clap arguments and an
 //! async `run(args, out) -> anyhow::Result<u8>` returning the exit code.
 
+pub mod audit;
 pub mod dev;
+pub mod log;
 pub mod proposal;
 pub mod tree_id;
