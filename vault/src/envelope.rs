@@ -174,9 +174,12 @@ fn header_error(e: DecryptError, what: &str) -> VaultError {
     let what = what.to_string();
     match e {
         DecryptError::NoMatchingKeys => VaultError::WrongKey { what },
-        DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            VaultError::Truncated { what }
-        }
+        // age's streaming header parser cannot tell a cut header from a
+        // malformed one: both run out of input while looking for the MAC line.
+        DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => VaultError::BadHeader {
+            what,
+            detail: "header is incomplete: truncated or malformed".into(),
+        },
         DecryptError::Io(e) if e.kind() != io::ErrorKind::InvalidData => {
             VaultError::Io { what, source: e }
         }

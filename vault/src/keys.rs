@@ -292,6 +292,12 @@ impl NodeKeys {
         &self.identity
     }
 
+    /// The identity as a shareable handle, for the async store operations
+    /// that decrypt on a blocking thread.
+    pub fn shared_identity(&self) -> std::sync::Arc<dyn age::Identity + Send + Sync> {
+        std::sync::Arc::new(self.identity.clone())
+    }
+
     /// The `ssh-rsa AAAA...` recipient string (without comment).
     pub fn recipient(&self) -> &str {
         &self.recipient

@@ -38,7 +38,9 @@ pub use keys::{
     ensure_private_file, recipient_fingerprint, KeyInfo, NodeKeys, LOG_KEY_FILE, LOG_PUB_FILE,
     NODE_KEY_FILE, NODE_PUB_FILE, PASSPHRASE_ENV,
 };
-pub use plain::{decrypt_datasets_into, plain_base_dir, PlainDir, PlainFile};
+pub use plain::{
+    decrypt_datasets_into, decrypt_datasets_into_dir, plain_base_dir, PlainDir, PlainFile,
+};
 pub use store::{DatasetStore, ObjectRef};
 
 /// Hex sha256 of a byte slice; the name of a dataset object.

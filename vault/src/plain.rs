@@ -144,7 +144,19 @@ pub async fn decrypt_datasets_into(
     identity: Arc<dyn age::Identity + Send + Sync>,
     excluded: &HashSet<String>,
 ) -> Result<PlainDir, VaultError> {
-    let mut plain = PlainDir::new()?;
+    decrypt_datasets_into_dir(&plain_base_dir(), store, datasets, identity, excluded).await
+}
+
+/// As [`decrypt_datasets_into`], with the private directory made under
+/// `base` instead of [`plain_base_dir`].
+pub async fn decrypt_datasets_into_dir(
+    base: &Path,
+    store: &DatasetStore,
+    datasets: &[String],
+    identity: Arc<dyn age::Identity + Send + Sync>,
+    excluded: &HashSet<String>,
+) -> Result<PlainDir, VaultError> {
+    let mut plain = PlainDir::new_in(base)?;
     let mut seen = HashSet::new();
     for sha in datasets {
         if !seen.insert(sha.clone()) {
