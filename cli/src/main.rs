@@ -75,6 +75,9 @@ enum Command {
     /// DAO proposals that approve a tree: submit, vote, queue, execute, status.
     #[command(subcommand)]
     Proposal(cmd::proposal::ProposalCommand),
+    /// GitHub pull requests: post tree ids, approval status and the proposal command.
+    #[command(subcommand)]
+    Github(cmd::github::GithubCommand),
     /// Verify a node's log: signatures, consistency with what you saw before and with
     /// on-chain anchors, approvals, and the repository. Exit 0 verified, 2 failed, 1 could not run.
     Audit(cmd::audit::Args),
@@ -134,6 +137,7 @@ async fn run(command: Command, out: Output) -> anyhow::Result<u8> {
         Command::Dev(c) => cmd::dev::run(c, out).await,
         Command::TreeId(a) => cmd::tree_id::run(a, out).await,
         Command::Proposal(c) => cmd::proposal::run(c, out).await,
+        Command::Github(c) => cmd::github::run(c, out).await,
         Command::Audit(a) => cmd::audit::run(a, out).await,
         Command::Log(c) => cmd::log::run(c, out).await,
     }

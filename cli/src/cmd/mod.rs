@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod dev;
+pub mod github;
 pub mod log;
 pub mod proposal;
 pub mod tree_id;
