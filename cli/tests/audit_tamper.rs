@@ -333,3 +333,154 @@ fn audit_over_http_and_single_entry_proofs() {
     std::fs::remove_file(dir.path().join("log/tile/0/001.p/14")).unwrap();
     expect_failure(&audit(&["--log", &url, "--log-key", &vkey]), "missing tile tile/0/001.p/14");
 }
+
+// ---------- on chain: anchors and approvals (real anvil) ----------
+
+#[path = "../../controller/src/anchor.rs"]
+mod anchor;
+
+mod chain {
+    use super::*;
+    use collective_chain::devnet::{self, AnvilOptions, AnvilProcess, DevnetFile, GovernanceParams};
+    use collective_chain::*;
+
+    async fn client(file: &DevnetFile, role: &str) -> ChainClient {
+        let key = file.account(role).unwrap().signer().unwrap();
+        ChainClient::connect_deployment(&file.deployment, Some(key)).await.unwrap()
+    }
+
+    async fn pass(file: &DevnetFile, requester: &ChainClient, id: U256) {
+        requester.fast_forward(id).await.unwrap();
+        client(file, "voter1").await.cast_vote(id, Support::For).await.unwrap();
+        assert_eq!(requester.fast_forward(id).await.unwrap(), ProposalState::Succeeded);
+        requester.queue(id).await.unwrap();
+        requester.fast_forward(id).await.unwrap();
+        requester.execute(id).await.unwrap();
+    }
+
+    fn audit_chain(dir: &Path, file: &DevnetFile, node_id: Option<B256>, vkey: Option<&str>) -> Run {
+        let a = &file.deployment.addresses;
+        let mut args = vec![
+            "--log".to_string(),
+            dir.display().to_string(),
+            "--rpc".into(),
+            file.deployment.rpc_url.clone(),
+            "--node-registry".into(),
+            format!("{:#x}", a.node_registry),
+            "--code-registry".into(),
+            format!("{:#x}", a.code_registry),
+        ];
+        if let Some(id) = node_id {
+            args.push("--node-id".into());
+            args.push(format!("{id:#x}"));
+        }
+        if let Some(k) = vkey {
+            args.push("--log-key".into());
+            args.push(k.into());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        audit(&refs)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn anchors_and_approvals_on_chain() {
+        let anvil_path = devnet::anvil_path();
+        assert!(anvil_path.exists(), "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)", anvil_path.display());
+        let anvil = AnvilProcess::spawn(&AnvilOptions::default()).await.expect("anvil starts");
+        let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default()).await.expect("suite deploys");
+        let requester = client(&file, "requester").await;
+        let operator = client(&file, "operator").await;
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let mut log = Log::create_or_open(&log_dir, ORIGIN, key(1)).unwrap();
+        let vkey = log.verifier_key();
+
+        // The DAO approves tree 1 and registers the node with its log key.
+        let (subject, _) = entry(0);
+        let tree: B256 = subject.tree_sha256.parse().unwrap();
+        let req = ApprovalRequest {
+            tree_sha256: tree,
+            tree_sha1: subject.tree_sha1.parse().unwrap(),
+            recipients: vec![],
+            expires_at: 0,
+            uri: "https://example.invalid/pr/1".into(),
+        };
+        pass(&file, &requester, requester.propose_approval(&req, "approve tree 1").await.unwrap()).await;
+        let node_id = B256::repeat_byte(0x42);
+        let record = NodeRecord {
+            encryption_recipient: "ssh-rsa AAAA".into(),
+            log_public_key: vkey.clone(),
+            endpoint: "http://127.0.0.1:1".into(),
+            operator: operator.sender().unwrap(),
+            registered_block: 0,
+        };
+        pass(&file, &requester, requester.propose_register_node(node_id, &record, "register node").await.unwrap()).await;
+        let ap = requester.approval(tree, 0).await.unwrap().expect("approved");
+
+        // The node deploys tree 1 citing the real approval, and anchors.
+        let approval = ApprovalRef {
+            chain_id: file.deployment.chain_id,
+            contract: format!("{:#x}", file.deployment.addresses.code_registry),
+            tx_hash: format!("{:#x}", ap.approved_tx),
+            block_number: ap.approved_block,
+            block_hash: format!("{:#x}", ap.approved_block_hash),
+        };
+        let mut p = Predicate::new(Decision::Deployed, "approved");
+        p.approval = Some(approval.clone());
+        log.append(&[(subject.clone(), p.clone()), entry(1)]).unwrap();
+        let tx = anchor::anchor_latest(&log, &operator, node_id).await.unwrap();
+        assert!(tx.is_some());
+        assert!(anchor::anchor_latest(&log, &operator, node_id).await.unwrap().is_none(), "re-anchoring is a no-op");
+        let old_cp = log.checkpoint_text().unwrap();
+        log.append(&[entry(3), (subject.clone(), p.clone())]).unwrap();
+        anchor::anchor_latest(&log, &operator, node_id).await.unwrap().expect("anchored");
+
+        // Honest: the key comes from the chain, anchors and approvals check out.
+        let r = audit_chain(&log_dir, &file, Some(node_id), None);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("consistency with 2 on-chain anchor(s)"), "{}", r.stdout);
+
+        // A fork served to this auditor: same key, same size, other entries.
+        let fork = dir.path().join("fork");
+        let mut f = Log::create_or_open(&fork, ORIGIN, key(1)).unwrap();
+        f.append(&[(subject.clone(), p.clone()), entry(7), entry(3), (subject.clone(), p.clone())]).unwrap();
+        let r = audit_chain(&fork, &file, Some(node_id), Some(&vkey));
+        expect_failure(&r, "disagrees with the anchor");
+        assert!(r.stdout.contains("[anchor-mismatch]"));
+
+        // An old checkpoint replayed (no --state: the chain remembers).
+        let replay = dir.path().join("replay");
+        std::fs::create_dir_all(&replay).unwrap();
+        copy_dir(&log_dir, &replay);
+        std::fs::write(replay.join("checkpoint"), &old_cp).unwrap();
+        expect_failure(&audit_chain(&replay, &file, Some(node_id), Some(&vkey)), "[anchor-ahead]");
+
+        // A deployment citing an approval that does not exist.
+        let bad = dir.path().join("bad");
+        let mut b = Log::create_or_open(&bad, ORIGIN, key(1)).unwrap();
+        let (other_tree, _) = entry(10);
+        b.append(&[(other_tree, p.clone())]).unwrap();
+        expect_failure(&audit_chain(&bad, &file, None, Some(&vkey)), "was not approved at or before block");
+        // A deployment citing a block hash the chain does not have.
+        let bad2 = dir.path().join("bad2");
+        let mut b = Log::create_or_open(&bad2, ORIGIN, key(1)).unwrap();
+        let mut p2 = p.clone();
+        p2.approval.as_mut().unwrap().block_hash = format!("0x{}", "ab".repeat(32));
+        b.append(&[(subject.clone(), p2)]).unwrap();
+        expect_failure(&audit_chain(&bad2, &file, None, Some(&vkey)), "[approval-mismatch]");
+        // Revoked before the cited block.
+        let guardian = client(&file, "guardian").await;
+        guardian.revoke(tree, "found a leak").await.unwrap();
+        let head = requester.block_number().await.unwrap();
+        let (bh, _) = requester.block_hash(head).await.unwrap().unwrap();
+        let bad3 = dir.path().join("bad3");
+        let mut b = Log::create_or_open(&bad3, ORIGIN, key(1)).unwrap();
+        let mut p3 = p.clone();
+        let a3 = p3.approval.as_mut().unwrap();
+        a3.block_number = head;
+        a3.block_hash = format!("{bh:#x}");
+        b.append(&[(subject.clone(), p3)]).unwrap();
+        expect_failure(&audit_chain(&bad3, &file, None, Some(&vkey)), "was revoked");
+        drop(anvil);
+    }
+}
