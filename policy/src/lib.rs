@@ -1,1 +1,21 @@
-//! placeholder
+//! Job manifests, node policy, and the deploy decision.
+//!
+//! Pure by design (no I/O, no async, no clock): the controller gathers the
+//! facts (chain state, tree ids, manifest text) and this crate turns them
+//! into a [`Decision`] with reasons, so every rule is table-tested without
+//! a chain or a sandbox. See DESIGN.md, "Jobs".
+
+mod decide;
+mod error;
+mod manifest;
+mod node;
+mod size;
+
+pub use decide::{decide, ApprovalView, Decision, DecisionInput, Reason, TreeFacts, Verdict};
+pub use error::{PolicyError, Problem};
+pub use manifest::{
+    is_sha256_hex, is_valid_job_name, job_name_from_path, DatasetSelector, ExportSpec, JobKind,
+    JobManifest, Limits, MAX_MANIFEST_BYTES,
+};
+pub use node::NodePolicy;
+pub use size::{format_size, parse_size, serde_size, SIZE_HELP};
