@@ -61,6 +61,12 @@ impl NodePolicy {
         Ok(policy)
     }
 
+    /// The policy as YAML that [`NodePolicy::from_yaml`] reads back equal
+    /// (used by `collective config --default`).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a policy always serializes")
+    }
+
     /// Checks values: call after deserializing it as part of a larger config.
     pub fn validate(&self, file: &str) -> Result<(), PolicyError> {
         let mut problems = Vec::new();
