@@ -6,9 +6,12 @@ use collective_policy::JobManifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(m) = JobManifest::parse("jobs/fuzz/job.yaml", text) {
-        let again = JobManifest::parse("jobs/fuzz/job.yaml", &m.to_yaml()).expect("own YAML parses");
+        let again =
+            JobManifest::parse("jobs/fuzz/job.yaml", &m.to_yaml()).expect("own YAML parses");
         assert_eq!(again, m);
     }
 });
