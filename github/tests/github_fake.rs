@@ -8,6 +8,10 @@
 
 #![recursion_limit = "512"]
 
+/// The example pull requests' jobs (same test binary: one per crate).
+#[path = "examples/jobs.rs"]
+mod examples_jobs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
