@@ -28,7 +28,7 @@ mod repo;
 pub use dir::{sha256_tree_of_dir, tree_ids_of_dir};
 pub use error::TreeError;
 pub use materialize::{make_read_only, materialize};
-pub use repo::{open_repo, tree_ids_of_rev, tree_ids_of_tree};
+pub use repo::{open_repo, tree_ids_of_rev, tree_ids_of_tree, TreeIdCache};
 
 /// Re-exported so callers name the same `git2` version as this crate's API.
 pub use git2;

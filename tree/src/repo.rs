@@ -56,31 +56,56 @@ pub fn tree_ids_of_rev(repo: &Repository, rev: &str) -> Result<(TreeIds, Oid), T
 
 /// Both tree ids of the tree object `tree`.
 pub fn tree_ids_of_tree(repo: &Repository, tree: Oid) -> Result<TreeIds, TreeError> {
-    let odb = repo
-        .odb()
-        .map_err(|e| TreeError::git("open object database", e))?;
-    let mut walker = Walker {
-        repo,
-        odb,
-        trees: HashMap::new(),
-        blobs: HashMap::new(),
-    };
-    let ids = walker.tree(tree, Path::new(""))?;
-    Ok(TreeIds::from_digests(&ids.sha1, &ids.sha256))
+    TreeIdCache::default().tree_ids_of_tree(repo, tree)
 }
 
-/// Recomputes ids with memoization: identical subtrees and blobs (common in
-/// real repositories) are hashed once.
-struct Walker<'r> {
-    repo: &'r Repository,
-    odb: git2::Odb<'r>,
+/// Remembers the sha256 ids of blobs and trees already hashed, keyed by
+/// their sha1 ids. A node that watches a branch keeps one, so each new
+/// commit costs only what changed. Only use one cache per repository: the
+/// sha1 keys are trusted because that repository's object database
+/// verified them.
+#[derive(Debug, Default)]
+pub struct TreeIdCache {
     trees: HashMap<Oid, Digests>,
     blobs: HashMap<Oid, Digests>,
 }
 
-impl Walker<'_> {
+impl TreeIdCache {
+    /// [`tree_ids_of_tree`], reusing and extending this cache.
+    pub fn tree_ids_of_tree(&mut self, repo: &Repository, tree: Oid) -> Result<TreeIds, TreeError> {
+        let odb = repo
+            .odb()
+            .map_err(|e| TreeError::git("open object database", e))?;
+        let mut walker = Walker {
+            repo,
+            odb,
+            cache: self,
+        };
+        let ids = walker.tree(tree, Path::new(""))?;
+        Ok(TreeIds::from_digests(&ids.sha1, &ids.sha256))
+    }
+
+    /// Number of objects remembered (for metrics).
+    pub fn len(&self) -> usize {
+        self.trees.len() + self.blobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Recomputes ids with memoization: identical subtrees and blobs (common in
+/// real repositories) are hashed once.
+struct Walker<'r, 'c> {
+    repo: &'r Repository,
+    odb: git2::Odb<'r>,
+    cache: &'c mut TreeIdCache,
+}
+
+impl Walker<'_, '_> {
     fn tree(&mut self, oid: Oid, path: &Path) -> Result<Digests, TreeError> {
-        if let Some(d) = self.trees.get(&oid) {
+        if let Some(d) = self.cache.trees.get(&oid) {
             return Ok(*d);
         }
         let tree = self
@@ -166,12 +191,12 @@ impl Walker<'_> {
                 reason: format!("its entries rebuild to {}", hex::encode(ids.sha1)),
             });
         }
-        self.trees.insert(oid, ids);
+        self.cache.trees.insert(oid, ids);
         Ok(ids)
     }
 
     fn blob(&mut self, oid: Oid, path: &Path) -> Result<Digests, TreeError> {
-        if let Some(d) = self.blobs.get(&oid) {
+        if let Some(d) = self.cache.blobs.get(&oid) {
             return Ok(*d);
         }
         let object = self
@@ -188,7 +213,7 @@ impl Walker<'_> {
         let mut ids = blob_digests(object.data(), false);
         // The object database already vouches for the sha1 (it is the key).
         ids.sha1.copy_from_slice(oid.as_bytes());
-        self.blobs.insert(oid, ids);
+        self.cache.blobs.insert(oid, ids);
         Ok(ids)
     }
 }

@@ -317,6 +317,30 @@ fn rev_ids_match_git_and_the_files_on_disk() {
 }
 
 #[test]
+fn cache_gives_the_same_ids_across_commits() {
+    let (repo_dir, expected) = committed_repo();
+    let repo = git2::Repository::open(repo_dir.path()).unwrap();
+    let mut cache = collective_tree::TreeIdCache::default();
+    let first = repo.head().unwrap().peel_to_tree().unwrap().id();
+    assert_eq!(cache.tree_ids_of_tree(&repo, first).unwrap(), expected);
+    let remembered = cache.len();
+    assert!(remembered > 10);
+    write(
+        &repo_dir.path().join("src/lib/deep/nested/file.rs"),
+        b"changed\n",
+        0o644,
+    );
+    git(&["commit", "-q", "-am", "change one file"], repo_dir.path());
+    let second = repo.head().unwrap().peel_to_tree().unwrap().id();
+    let ids = cache.tree_ids_of_tree(&repo, second).unwrap();
+    assert_eq!(ids, tree_ids_of_tree(&repo, second).unwrap());
+    assert_ne!(ids, expected);
+    // Only the changed blob and the trees above it are new.
+    assert_eq!(cache.len(), remembered + 1 + 5);
+    assert_eq!(cache.tree_ids_of_tree(&repo, first).unwrap(), expected);
+}
+
+#[test]
 fn materialized_tree_has_the_same_ids_and_modes() {
     let (repo_dir, expected) = committed_repo();
     let repo = git2::Repository::open(repo_dir.path()).unwrap();
