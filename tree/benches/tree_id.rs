@@ -2,7 +2,8 @@
 //! `git add -A && git write-tree` in a sha256 repository, same run.
 //!
 //! `cargo bench -p collective-tree --bench tree_id`
-//! (env: `TREE_BENCH_FILES`, default 100000; `TREE_BENCH_RUNS`, default 3).
+//! (env: `TREE_BENCH_FILES`, default 100000; `TREE_BENCH_RUNS`, default 3;
+//! `TREE_BENCH_DIR`, where to generate the tree, default the temp dir).
 //!
 //! Fairness: both sides start from the same files with a warm page cache
 //! and must read and hash every file. git's full path also writes loose
@@ -126,14 +127,18 @@ fn main() {
         env_usize("TREE_BENCH_RUNS", 3).max(1)
     };
 
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = match std::env::var_os("TREE_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let content = scratch.path().join("content");
     fs::create_dir_all(&content).unwrap();
     let (bytes, gen) = time(|| generate(&content, files));
     println!(
-        "tree: {files} files ({:.1} MiB) generated in {}; {runs} run(s) each; {} threads",
+        "tree: {files} files ({:.1} MiB) generated in {} under {}; {runs} run(s) each; {} threads",
         bytes as f64 / 1048576.0,
         secs(gen),
+        scratch.path().display(),
         rayon::current_num_threads()
     );
     // Warm the page cache for both sides.

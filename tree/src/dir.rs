@@ -9,7 +9,15 @@
 //! - `.git` at the root is skipped; a `.git` anywhere below makes git record
 //!   a gitlink to another repository, which is refused
 //!   ([`TreeError::NestedRepository`]);
-//! - FIFOs, sockets and devices cannot be added to git and are refused.
+//! - FIFOs, sockets and devices cannot be added to git and are refused, as
+//!   are names git refuses because a filesystem could take them for `.git`
+//!   (`.GIT`, `.git.`, `git~1`; [`TreeError::ReservedName`]).
+//!
+//! Content is hashed byte for byte. Conversions that `.gitattributes` can
+//! ask `git add` for (end-of-line `text`/`eol`, clean filters, `ident`,
+//! `working-tree-encoding`) are not applied: the node materializes blobs
+//! byte for byte too, so its check is exact, but `git add -A` in a checkout
+//! that uses such attributes can record different blobs than the disk holds.
 //!
 //! `.gitignore` is deliberately not honoured: the node hashes a tree it
 //! materialized from a commit, and every file of that commit (even one a
@@ -26,7 +34,9 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::object::{blob_digests, sort_entries, tree_digests, Digests, Entry, Kind};
+use crate::object::{
+    blob_digests, is_dotgit_alias, sort_entries, tree_digests, Digests, Entry, Kind,
+};
 use crate::{TreeError, TreeIds};
 
 /// Both tree ids of the directory `dir`, as `git add -A && git write-tree`
@@ -67,6 +77,11 @@ fn dir_entries(dir: &Path, is_root: bool, want_sha1: bool) -> Result<Vec<Entry>,
             }
             return Err(TreeError::NestedRepository {
                 path: dir.to_path_buf(),
+            });
+        }
+        if is_dotgit_alias(name.as_bytes()) {
+            return Err(TreeError::ReservedName {
+                path: dir.join(&name),
             });
         }
         names.push(name);

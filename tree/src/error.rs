@@ -26,6 +26,11 @@ pub enum TreeError {
     #[error("{path}: contains a nested git repository or submodule (.git); submodules are not supported, vendor the files instead")]
     NestedRepository { path: PathBuf },
 
+    /// A name git refuses to record because a filesystem could take it for
+    /// `.git` (`.GIT`, `.git.`, `git~1`, ...).
+    #[error("{path}: git refuses this name (it could be taken for .git)")]
+    ReservedName { path: PathBuf },
+
     /// A file that git cannot record (FIFO, socket, device).
     #[error("{path}: not a regular file, symlink or directory; git cannot track it")]
     UnsupportedFileType { path: PathBuf },

@@ -4,7 +4,8 @@
 //! manifests) and mounts it into sandboxes, so nothing in the tree may make
 //! a path inside it refer to something outside it. Therefore:
 //! - entry names are checked: no `.`, `..`, `/`, NUL, empty, or `.git`
-//!   (any case), duplicates refused, so every written path is a plain
+//!   in any spelling a filesystem could take for it (`.GIT`, `git~1`),
+//!   duplicates refused, so every written path is a plain
 //!   descendant of `dest`;
 //! - every symlink target is resolved *inside the tree* before anything is
 //!   written, following the tree's own symlinks (a chain like `s -> ..`
@@ -196,7 +197,7 @@ fn safe_name(name: &[u8]) -> bool {
         && name != b".."
         && !name.contains(&b'/')
         && !name.contains(&0)
-        && !name.eq_ignore_ascii_case(b".git")
+        && !crate::object::is_dotgit_alias(name)
 }
 
 /// Resolves a symlink's target within the tree, following the tree's own

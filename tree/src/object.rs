@@ -31,6 +31,23 @@ impl Kind {
     }
 }
 
+/// True for names git refuses as a path component because a filesystem
+/// could take them for `.git`: `.git` in any case, with trailing spaces or
+/// dots (`.GIT`, `.git.`, `.git `), NTFS alternate streams (`.git:x`), and
+/// the 8.3 short name `git~1` (git's `core.protectNTFS`, on by default).
+pub(crate) fn is_dotgit_alias(name: &[u8]) -> bool {
+    let base = match name.iter().position(|&b| b == b':') {
+        Some(i) => &name[..i],
+        None => name,
+    };
+    let end = base
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'.')
+        .map_or(0, |i| i + 1);
+    let trimmed = &base[..end];
+    trimmed.eq_ignore_ascii_case(b".git") || base.eq_ignore_ascii_case(b"git~1")
+}
+
 /// The ids of one object in both formats. `sha1` is all zeros when the
 /// caller asked only for sha256 (it is then never read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +178,44 @@ mod tests {
             hex::encode(ids.sha256),
             "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"
         );
+    }
+
+    #[test]
+    fn dotgit_aliases() {
+        for alias in [
+            &b".git"[..],
+            b".GIT",
+            b".Git",
+            b".git.",
+            b".git  ",
+            b".git . ",
+            b".git:stream",
+            b"GIT~1",
+            b"git~1",
+        ] {
+            assert!(
+                is_dotgit_alias(alias),
+                "{:?}",
+                String::from_utf8_lossy(alias)
+            );
+        }
+        for fine in [
+            &b".gitignore"[..],
+            b".gitmodules",
+            b"git",
+            b"git~2",
+            b"a.git",
+            b".gi",
+            b"...",
+            b"x:y",
+            b".git-x",
+        ] {
+            assert!(
+                !is_dotgit_alias(fine),
+                "{:?}",
+                String::from_utf8_lossy(fine)
+            );
+        }
     }
 
     #[test]

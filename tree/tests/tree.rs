@@ -233,6 +233,50 @@ fn nested_repository_is_refused() {
 }
 
 #[test]
+fn names_git_refuses_are_refused() {
+    for name in [".GIT/x", "sub/git~1", "d/.git ", ".git."] {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("ok"), b"x", 0o644);
+        write(&dir.path().join(name), b"x", 0o644);
+        // git itself refuses to add it ...
+        let gd = tempfile::tempdir().unwrap();
+        let status = Command::new("git")
+            .args([
+                "--git-dir",
+                gd.path().to_str().unwrap(),
+                "--work-tree",
+                dir.path().to_str().unwrap(),
+            ])
+            .args(["init", "-q"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = Command::new("git")
+            .args([
+                "--git-dir",
+                gd.path().to_str().unwrap(),
+                "--work-tree",
+                dir.path().to_str().unwrap(),
+            ])
+            .args(["add", "-A"])
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "git accepted {name}");
+        // ... and so do we.
+        match tree_ids_of_dir(dir.path()) {
+            Err(TreeError::ReservedName { path }) => {
+                assert!(
+                    name.starts_with(path.strip_prefix(dir.path()).unwrap().to_str().unwrap()),
+                    "{path:?}"
+                )
+            }
+            other => panic!("{name}: expected ReservedName, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe");

@@ -83,7 +83,8 @@ fn classify(e: TreeError) -> anyhow::Error {
         | TreeError::NestedRepository { .. }
         | TreeError::NonCanonicalTree { .. }
         | TreeError::EmptySubtree { .. }
-        | TreeError::UnsupportedFileType { .. } => Exit::refused(message),
+        | TreeError::UnsupportedFileType { .. }
+        | TreeError::ReservedName { .. } => Exit::refused(message),
         other => anyhow::Error::new(other),
     }
 }
