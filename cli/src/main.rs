@@ -84,6 +84,16 @@ enum Command {
     /// Single-entry proof bundles of a node's log.
     #[command(subcommand)]
     Log(cmd::log::LogCommand),
+    /// Node keys: create them, show the public halves.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Encrypt files to a node, store the ciphertexts, optionally register them on-chain.
+    Contribute(cmd::contribute::Args),
+    /// Run a node: `collective node run --config node.yaml`.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
+    /// Node configuration: `collective config --default` prints a commented default.
+    Config(cmd::config::Args),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -140,5 +150,9 @@ async fn run(command: Command, out: Output) -> anyhow::Result<u8> {
         Command::Github(c) => cmd::github::run(c, out).await,
         Command::Audit(a) => cmd::audit::run(a, out).await,
         Command::Log(c) => cmd::log::run(c, out).await,
+        Command::Keys(c) => cmd::keys::run(c, out).await,
+        Command::Contribute(a) => cmd::contribute::run(a, out).await,
+        Command::Node(c) => cmd::node::run(c, out).await,
+        Command::Config(a) => cmd::config::run(a, out).await,
     }
 }

@@ -61,6 +61,11 @@ pub struct ChainSection {
     /// How often the chain is polled when no event arrives, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// Name of the environment variable holding the operator's Ethereum
+    /// private key (0x-hex), used only to anchor log checkpoints. Without
+    /// it the node does not anchor.
+    #[serde(default)]
+    pub operator_key_env: Option<String>,
 }
 
 /// Contract addresses, as 0x-hex strings.
@@ -260,6 +265,9 @@ chain:
   confirmations: 2
   # Polling interval when no chain event arrives (milliseconds).
   poll_interval_ms: 1000
+  # Environment variable holding the operator's Ethereum key (0x-hex), used
+  # only to anchor log checkpoints on NodeRegistry. Unset: no anchoring.
+  # operator_key_env: COLLECTIVE_OPERATOR_KEY
 
 repository:
   # A local repository (watched) or a remote url (fetched); one of the two.

@@ -6,11 +6,20 @@
 //! only durable memory. See DESIGN.md, "The controller loop".
 
 pub mod config;
+pub mod gate;
+pub mod http;
+pub mod node;
+pub mod reconcile;
+pub mod repo;
 pub mod sandbox;
+pub mod state;
 
 use std::path::PathBuf;
 
-pub use config::NodeConfig;
+pub use config::{NodeConfig, DEFAULT_CONFIG_YAML};
+pub use node::Node;
+/// Re-exported so callers stop a node without depending on tokio-util.
+pub use tokio_util::sync::CancellationToken;
 
 /// Everything that can go wrong in the controller.
 #[derive(Debug, thiserror::Error)]
@@ -32,4 +41,22 @@ pub enum ControllerError {
     /// The sandbox could not be started or supervised.
     #[error("sandbox: {message}")]
     Sandbox { message: String },
+    /// The repository could not be read or fetched.
+    #[error("repository: {message}")]
+    Repo { message: String },
+    /// The chain could not be read (the loop then takes no action).
+    #[error("chain: {message}")]
+    Chain { message: String },
+    /// Node keys could not be loaded.
+    #[error("keys: {message}")]
+    Keys { message: String },
+    /// The dataset store or an encryption step failed.
+    #[error("data: {message}")]
+    Store { message: String },
+    /// The attest log could not be opened, replayed or appended to.
+    #[error("log: {message}")]
+    Log { message: String },
+    /// Something the node will not do (and logs as refused when it can).
+    #[error("refused: {reason}")]
+    Refused { reason: String },
 }

@@ -1,0 +1,1423 @@
+//! The node: the I/O loop around [`reconcile`](crate::reconcile::reconcile).
+//!
+//! Security argument. Every wake re-reads the truth: the deploy branch head
+//! from the object database, approvals and pause state from the chain at the
+//! confirmation depth, and the node's own history from the log. If any of
+//! those reads fails, the loop takes no action at all (it neither deploys
+//! nor stops anything) and keeps serving its API: a flaky RPC can delay a
+//! deployment, never cause a wrong one. Deploying re-verifies the tree from
+//! disk; starting a job re-verifies it again. Every decision is appended
+//! (durably) to the log before its effect becomes visible, and `job-started`
+//! is written before the sandbox starts, so a crash is always detectable.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use collective_attest::{ApprovalRef, Decision, Log, OutputDigest, Predicate, Subject};
+use collective_chain::{Approval, ChainClient, PrivateKeySigner, B256};
+use collective_vault::{DatasetStore, NodeKeys, SecretString};
+use serde::Serialize;
+use sha2::Digest;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, instrument, warn};
+
+use crate::config::{InterruptedPolicy, NodeConfig};
+use crate::gate::{self, ApprovalFacts, JobKind, JobManifest, Manifests};
+use crate::reconcile::{
+    reconcile, Action, Desired, JobPlan, Observed, Running, StopKind, TreeRef, Verdict,
+};
+use crate::repo::{Head, RepoSource};
+use crate::sandbox::{self, RunDir, SandboxSpec, Termination};
+use crate::state::State;
+use crate::ControllerError;
+
+/// A running job's handle.
+#[derive(Debug)]
+struct RunningJob {
+    cancel: CancellationToken,
+    stop: Option<(StopKind, String)>,
+    datasets: Vec<String>,
+    started: Instant,
+}
+
+/// Public status, served at `/v1/status` and rendered at `/`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub node_id: String,
+    pub head: Option<TreeRef>,
+    pub head_verdict: Option<Verdict>,
+    pub deployed: Option<TreeRef>,
+    pub deployed_approval: Option<ApprovalRef>,
+    pub deployed_recipients: Vec<String>,
+    /// Trees seen at the branch head and not deployable yet, with why.
+    pub pending: BTreeMap<String, String>,
+    pub running: Vec<String>,
+    pub chain_block: Option<u64>,
+    pub chain_error: Option<String>,
+    pub repo_error: Option<String>,
+    pub last_error: Option<String>,
+    pub last_reconcile: Option<String>,
+    pub log_size: u64,
+    pub log_root: String,
+    pub last_anchor: Option<AnchorInfo>,
+    pub reconciles: u64,
+}
+
+/// The last checkpoint anchored on chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnchorInfo {
+    pub size: u64,
+    pub root: String,
+    pub tx_hash: String,
+    pub block_number: u64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub reconciles: std::sync::atomic::AtomicU64,
+    pub read_errors: std::sync::atomic::AtomicU64,
+    pub actions: Mutex<BTreeMap<String, u64>>,
+    pub jobs_started: std::sync::atomic::AtomicU64,
+    pub anchors: std::sync::atomic::AtomicU64,
+    /// Milliseconds from seeing a new confirmed block to starting a job,
+    /// last value (for the benchmark and operators).
+    pub last_start_latency_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Shared node internals (the HTTP API reads them).
+pub struct Inner {
+    pub cfg: NodeConfig,
+    pub keys: NodeKeys,
+    pub node_id: [u8; 32],
+    pub chain_id: u64,
+    code_registry: String,
+    chain: ChainClient,
+    anchor_chain: Option<ChainClient>,
+    repo: RepoSource,
+    store: DatasetStore,
+    log: Mutex<Log>,
+    pub state: Mutex<State>,
+    running: Mutex<BTreeMap<(String, String), RunningJob>>,
+    manifests: Mutex<BTreeMap<String, Manifests>>,
+    pub wake: Arc<Notify>,
+    pub status: Mutex<Status>,
+    pub metrics: Metrics,
+    policy_digest: String,
+    pub started_at: Instant,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("node_id", &hex::encode(self.node_id))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub inner: Arc<Inner>,
+}
+
+/// The truth as read on one wake, with what the actions need.
+#[derive(Debug, Default)]
+struct World {
+    desired: Desired,
+    head: Option<Head>,
+    approvals: BTreeMap<String, Approval>,
+    live_datasets: Vec<String>,
+    block: u64,
+}
+
+fn b256_of_hex(s: &str) -> Result<B256, ControllerError> {
+    let bytes = hex::decode(s).map_err(|e| ControllerError::Refused {
+        reason: format!("bad sha256 {s:?}: {e}"),
+    })?;
+    if bytes.len() != 32 {
+        return Err(ControllerError::Refused {
+            reason: format!("bad sha256 {s:?}: not 32 bytes"),
+        });
+    }
+    Ok(B256::from_slice(&bytes))
+}
+
+fn approval_facts(a: &Approval) -> ApprovalFacts {
+    ApprovalFacts {
+        tree_sha1: hex::encode(a.tree_sha1.as_slice()),
+        recipients: a.recipients.clone(),
+        expires_at: a.expires_at,
+        revoked: a.revoked,
+        revoke_reason: a.revoke_reason.clone(),
+    }
+}
+
+fn chain_err(e: collective_chain::ChainError) -> ControllerError {
+    ControllerError::Chain {
+        message: e.to_string(),
+    }
+}
+
+/// Read the manifests of a deployed tree from disk.
+fn manifests_on_disk(dir: &Path) -> Result<Vec<(String, String)>, ControllerError> {
+    let jobs = dir.join("jobs");
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(&jobs) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => return Err(ControllerError::Io { path: jobs, source }),
+    };
+    for e in rd {
+        let e = e.map_err(|source| ControllerError::Io {
+            path: jobs.clone(),
+            source,
+        })?;
+        let ft = e.file_type().map_err(|source| ControllerError::Io {
+            path: e.path(),
+            source,
+        })?;
+        if !ft.is_dir() {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(e.path().join("job.yaml")).unwrap_or_default();
+        out.push((name, text));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// sha256 and size of a file.
+fn digest_file(path: &Path) -> Result<(String, u64), ControllerError> {
+    let mut f = std::fs::File::open(path).map_err(|source| ControllerError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let mut h = sha2::Sha256::new();
+    let n = std::io::copy(&mut f, &mut h).map_err(|source| ControllerError::Io {
+        path: path.into(),
+        source,
+    })?;
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Give the sandbox user read access to a private plaintext directory: the
+/// directory stays 0700, owned by uid 65534 instead of root.
+fn hand_to_job_user(dir: &Path) -> Result<(), ControllerError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let uid = nix::unistd::Uid::from_raw(sandbox::JOB_UID);
+    let gid = nix::unistd::Gid::from_raw(sandbox::JOB_UID);
+    for e in walkdir::WalkDir::new(dir).follow_links(false) {
+        let e = e.map_err(|e| ControllerError::Sandbox {
+            message: format!("plaintext dir: {e}"),
+        })?;
+        nix::unistd::chown(e.path(), Some(uid), Some(gid)).map_err(|e2| ControllerError::Io {
+            path: e.path().into(),
+            source: e2.into(),
+        })?;
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Load keys, open the log and replay it, connect the repository and the
+    /// chain. The chain must answer at start (with the configured chain id);
+    /// later outages only pause reconciliation.
+    pub async fn start(cfg: NodeConfig) -> Result<Node, ControllerError> {
+        let passphrase = cfg
+            .node
+            .passphrase_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .map(SecretString::from);
+        let keys = NodeKeys::load(&cfg.node.key_dir, passphrase.as_ref()).map_err(|e| {
+            ControllerError::Keys {
+                message: e.to_string(),
+            }
+        })?;
+        let addresses = match (&cfg.chain.deployment, &cfg.chain.addresses) {
+            (Some(path), _) => {
+                let d = collective_chain::devnet::DevnetFile::load(path).map_err(chain_err)?;
+                d.deployment.addresses
+            }
+            (None, Some(a)) => {
+                let p = |s: &str| {
+                    s.parse::<collective_chain::Address>()
+                        .map_err(|e| ControllerError::Chain {
+                            message: format!("address {s}: {e}"),
+                        })
+                };
+                collective_chain::Addresses {
+                    token: p(&a.token)?,
+                    timelock: p(&a.timelock)?,
+                    governor: p(&a.governor)?,
+                    code_registry: p(&a.code_registry)?,
+                    node_registry: p(&a.node_registry)?,
+                    data_registry: p(&a.data_registry)?,
+                }
+            }
+            (None, None) => unreachable!("validated"),
+        };
+        let chain =
+            ChainClient::connect_checked(&cfg.chain.rpc_url, addresses, None, cfg.chain.chain_id)
+                .await
+                .map_err(chain_err)?;
+        let anchor_chain = match &cfg.chain.operator_key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(k) => {
+                    let signer: PrivateKeySigner =
+                        k.trim().parse().map_err(|e| ControllerError::Config {
+                            file: "environment".into(),
+                            field: var.clone(),
+                            message: format!("not an Ethereum private key: {e}"),
+                        })?;
+                    Some(
+                        ChainClient::connect(&cfg.chain.rpc_url, addresses, Some(signer))
+                            .await
+                            .map_err(chain_err)?,
+                    )
+                }
+                Err(_) => {
+                    warn!(
+                        var,
+                        "operator key variable unset; checkpoints will not be anchored"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        for d in [&cfg.paths.work_dir, &cfg.paths.outbox_dir, &cfg.log.dir] {
+            std::fs::create_dir_all(d).map_err(|source| ControllerError::Io {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let repo = match (&cfg.repository.path, &cfg.repository.url) {
+            (Some(p), _) => RepoSource::local(p, &cfg.repository.branch),
+            (None, Some(u)) => RepoSource::remote(u, &cfg.paths.work_dir, &cfg.repository.branch),
+            _ => unreachable!("validated"),
+        };
+        let store = DatasetStore::open(&cfg.data.store).map_err(|e| ControllerError::Store {
+            message: e.to_string(),
+        })?;
+        let log = Log::create_or_open(
+            &cfg.log.dir,
+            &cfg.log.origin,
+            keys.log_signing_key().clone(),
+        )
+        .map_err(|e| ControllerError::Log {
+            message: e.to_string(),
+        })?;
+        let mut state = State::default();
+        for e in log.entries() {
+            let (i, s, p) = e.map_err(|e| ControllerError::Log {
+                message: format!("replaying the log: {e}"),
+            })?;
+            state.apply(i, &s, &p, cfg.sandbox.on_interrupted);
+        }
+        info!(size = log.size(), deployed = ?state.deployed.as_ref().map(|d| &d.sha256), unresolved = state.started.len(), "log replayed");
+        let policy_digest = hex::encode(sha2::Sha256::digest(
+            serde_json::to_vec(&cfg.sandbox).unwrap_or_default(),
+        ));
+        let node_id = cfg.node_id();
+        let status = Status {
+            node_id: format!("0x{}", hex::encode(node_id)),
+            ..Default::default()
+        };
+        let inner = Inner {
+            node_id,
+            chain_id: cfg.chain.chain_id,
+            code_registry: format!("{:#x}", addresses.code_registry),
+            chain,
+            anchor_chain,
+            repo,
+            store,
+            log: Mutex::new(log),
+            state: Mutex::new(state),
+            running: Mutex::new(BTreeMap::new()),
+            manifests: Mutex::new(BTreeMap::new()),
+            wake: Arc::new(Notify::new()),
+            status: Mutex::new(status),
+            metrics: Metrics::default(),
+            policy_digest,
+            started_at: Instant::now(),
+            keys,
+            cfg,
+        };
+        Ok(Node {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Run the loop and the HTTP API until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ControllerError> {
+        let listener = tokio::net::TcpListener::bind(self.inner.cfg.listen_addr())
+            .await
+            .map_err(|source| ControllerError::Io {
+                path: PathBuf::from(&self.inner.cfg.http.listen),
+                source,
+            })?;
+        self.run_with_listener(listener, shutdown).await
+    }
+
+    /// As [`run`](Self::run) with an already bound listener (tests bind
+    /// port 0).
+    pub async fn run_with_listener(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ControllerError> {
+        let app = crate::http::router(self.inner.clone());
+        let sd = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { sd.cancelled().await })
+                .await;
+        });
+        let _watcher = self.inner.repo.watch(self.inner.wake.clone());
+        self.control_loop(shutdown.clone()).await;
+        // Stop jobs: they die with us anyway (die-with-parent); record why.
+        let keys: Vec<_> = self
+            .inner
+            .running
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        for (t, j) in keys {
+            self.stop_job(&t, &j, StopKind::Suspended, "node shutting down".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.inner.running.lock().expect("lock").is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = server.await;
+        Ok(())
+    }
+
+    async fn control_loop(&self, shutdown: CancellationToken) {
+        let poll = Duration::from_millis(self.inner.cfg.chain.poll_interval_ms);
+        let fetch_every = Duration::from_secs(self.inner.cfg.repository.fetch_interval_secs.max(1));
+        let anchor_every = Duration::from_secs(self.inner.cfg.log.anchor_interval_secs);
+        let mut last_fetch: Option<Instant> = None;
+        let mut last_anchor = Instant::now();
+        let mut last_block: Option<u64> = None;
+        let mut last_full = Instant::now() - Duration::from_secs(3600);
+        let mut woken = true;
+        loop {
+            if self.inner.repo.is_remote() && last_fetch.is_none_or(|t| t.elapsed() >= fetch_every)
+            {
+                let repo = self.inner.repo.clone();
+                let r = tokio::task::spawn_blocking(move || repo.refresh()).await;
+                last_fetch = Some(Instant::now());
+                if let Ok(Err(e)) = r {
+                    warn!(error = %e, "fetch failed");
+                    self.inner.status.lock().expect("lock").repo_error = Some(e.to_string());
+                }
+                woken = true;
+            }
+            // A cheap probe decides whether to re-read everything: a new
+            // block, a wake hint, or a periodic full read.
+            let block = self.inner.chain.block_number().await;
+            let changed = match &block {
+                Ok(b) => last_block != Some(*b),
+                Err(_) => false,
+            };
+            match &block {
+                Ok(b) => {
+                    last_block = Some(*b);
+                    let mut st = self.inner.status.lock().expect("lock");
+                    st.chain_block = Some(*b);
+                    st.chain_error = None;
+                }
+                Err(e) => {
+                    self.inner
+                        .metrics
+                        .read_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.inner.status.lock().expect("lock").chain_error = Some(e.to_string());
+                }
+            }
+            if block.is_ok() && (changed || woken || last_full.elapsed() >= Duration::from_secs(10))
+            {
+                last_full = Instant::now();
+                self.tick().await;
+            }
+            if !anchor_every.is_zero() && last_anchor.elapsed() >= anchor_every {
+                last_anchor = Instant::now();
+                if let Err(e) = self.anchor_now().await {
+                    warn!(error = %e, "anchoring failed");
+                }
+            }
+            tokio::select! {
+                _ = self.inner.wake.notified() => woken = true,
+                _ = tokio::time::sleep(poll) => woken = false,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// Read the world and apply actions until idle.
+    #[instrument(skip(self))]
+    pub async fn tick(&self) {
+        self.inner
+            .metrics
+            .reconciles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..64 {
+            let world = match self.read_world().await {
+                Ok(w) => w,
+                Err(e) => {
+                    self.inner
+                        .metrics
+                        .read_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    warn!(error = %e, "reading the world failed; no action this round");
+                    self.inner.status.lock().expect("lock").chain_error = Some(e.to_string());
+                    return;
+                }
+            };
+            let observed = self.observed();
+            let action = reconcile(&world.desired, &observed);
+            self.update_status(&world);
+            if action == Action::Idle {
+                return;
+            }
+            let name = serde_json::to_value(&action)
+                .ok()
+                .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            *self
+                .inner
+                .metrics
+                .actions
+                .lock()
+                .expect("lock")
+                .entry(name)
+                .or_default() += 1;
+            info!(?action, "reconcile");
+            if let Err(e) = self.apply(action, &world).await {
+                error!(error = %e, "action failed");
+                self.inner.status.lock().expect("lock").last_error = Some(e.to_string());
+                return;
+            }
+        }
+        warn!("reconcile did not converge in 64 steps");
+    }
+
+    fn observed(&self) -> Observed {
+        let st = self.inner.state.lock().expect("lock");
+        let running = self.inner.running.lock().expect("lock");
+        let interrupted = st
+            .started
+            .keys()
+            .filter(|k| !running.contains_key(*k))
+            .cloned()
+            .collect();
+        Observed {
+            deployed: st.deployed.clone(),
+            refused: st.refused.clone(),
+            finished: st.finished.clone(),
+            interrupted,
+            running: running
+                .iter()
+                .map(|((t, j), r)| Running {
+                    tree_sha256: t.clone(),
+                    job: j.clone(),
+                    datasets: r.datasets.clone(),
+                    stopping: r.stop.is_some(),
+                })
+                .collect(),
+        }
+    }
+
+    fn tree_dir(&self, sha256: &str) -> PathBuf {
+        self.inner.cfg.paths.work_dir.join("trees").join(sha256)
+    }
+
+    /// Manifests of a deployed tree, from disk (cached by tree id: the
+    /// directory is content-addressed and read-only).
+    fn deployed_manifests(&self, sha256: &str) -> Option<Manifests> {
+        if let Some(m) = self.inner.manifests.lock().expect("lock").get(sha256) {
+            return Some(m.clone());
+        }
+        let dir = self.tree_dir(sha256);
+        if !dir.is_dir() {
+            return None;
+        }
+        let m = gate::parse_manifests(&manifests_on_disk(&dir).ok()?);
+        self.inner
+            .manifests
+            .lock()
+            .expect("lock")
+            .insert(sha256.to_string(), m.clone());
+        Some(m)
+    }
+
+    async fn read_world(&self) -> Result<World, ControllerError> {
+        let i = &self.inner;
+        let conf = i.cfg.chain.confirmations;
+        let repo = i.repo.clone();
+        let head = tokio::task::spawn_blocking(move || -> Result<HeadRead, ControllerError> {
+            match repo.head()? {
+                Some(h) => {
+                    let m = repo.manifests_in_tree(h.tree)?;
+                    Ok(Some((h, m)))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|e| ControllerError::Repo {
+            message: e.to_string(),
+        })?;
+        let head = match head {
+            Ok(h) => {
+                i.status.lock().expect("lock").repo_error = None;
+                h
+            }
+            Err(e) => {
+                // No readable head: nothing new deploys; the rest proceeds.
+                i.status.lock().expect("lock").repo_error = Some(e.to_string());
+                None
+            }
+        };
+        let block = i.chain.block_number().await.map_err(chain_err)?;
+        let now = i
+            .chain
+            .block_hash(block)
+            .await
+            .map_err(chain_err)?
+            .map(|(_, t)| t)
+            .unwrap_or(0);
+        let paused = i.chain.paused(conf).await.map_err(chain_err)?;
+        let mut world = World {
+            block,
+            ..Default::default()
+        };
+        let mut approval_of = BTreeMap::new();
+        let mut trees: BTreeSet<String> = BTreeSet::new();
+        if let Some((h, _)) = &head {
+            trees.insert(h.ids.sha256.clone());
+        }
+        let deployed = self.inner.state.lock().expect("lock").deployed.clone();
+        if let Some(d) = &deployed {
+            trees.insert(d.sha256.clone());
+        }
+        for (t, _) in self.inner.running.lock().expect("lock").keys() {
+            trees.insert(t.clone());
+        }
+        for t in &trees {
+            let a = i
+                .chain
+                .approval(b256_of_hex(t)?, conf)
+                .await
+                .map_err(chain_err)?;
+            approval_of.insert(t.clone(), a);
+        }
+        let policy = &i.cfg.sandbox;
+        let verdict_for = |tree: &TreeRef, manifests: &Manifests| {
+            let facts = approval_of
+                .get(&tree.sha256)
+                .cloned()
+                .flatten()
+                .map(|a| approval_facts(&a));
+            gate::verdict(&gate::GateInput {
+                tree,
+                approval: facts.as_ref(),
+                paused,
+                now,
+                manifests,
+                policy,
+                confirmations: conf,
+            })
+        };
+        if let Some((h, pairs)) = &head {
+            let t = h.tree_ref();
+            let v = verdict_for(&t, &gate::parse_manifests(pairs));
+            world.desired.verdicts.insert(t.sha256.clone(), v.clone());
+            world.desired.head = Some((t, v));
+        }
+        // Deployed and running trees: their verdicts from their on-disk
+        // manifests (the deployed, verified copy).
+        let running_trees: Vec<String> = self
+            .inner
+            .running
+            .lock()
+            .expect("lock")
+            .keys()
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut others: Vec<TreeRef> = deployed.iter().cloned().collect();
+        let runs = self.inner.state.lock().expect("lock").runs.clone();
+        for t in running_trees {
+            if let Some(e) = runs.iter().rev().find(|e| e.tree_sha256 == t) {
+                others.push(TreeRef {
+                    sha1: e.tree_sha1.clone(),
+                    sha256: t,
+                    commit: e.commit.clone(),
+                });
+            }
+        }
+        for t in others {
+            let v = match self.deployed_manifests(&t.sha256) {
+                Some(m) => verdict_for(&t, &m),
+                None => Verdict::Refused(format!(
+                    "deployed tree {} is missing from {}",
+                    t.sha256,
+                    self.tree_dir(&t.sha256).display()
+                )),
+            };
+            world.desired.verdicts.insert(t.sha256.clone(), v);
+        }
+        if let Some(d) = &deployed {
+            if let Some(m) = self.deployed_manifests(&d.sha256) {
+                world.desired.jobs = m
+                    .iter()
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(n, _)| JobPlan { name: n.clone() })
+                    .collect();
+            }
+        }
+        let contributions = i
+            .chain
+            .contributions(B256::from(i.node_id), conf)
+            .await
+            .map_err(chain_err)?;
+        for c in contributions {
+            let sha = hex::encode(c.sha256.as_slice());
+            if c.withdrawn {
+                world.desired.withdrawn.insert(sha);
+            } else {
+                world.live_datasets.push(sha);
+            }
+        }
+        world
+            .live_datasets
+            .retain(|s| !world.desired.withdrawn.contains(s));
+        world.approvals = approval_of
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        world.head = head.map(|(h, _)| h);
+        Ok(world)
+    }
+
+    fn update_status(&self, world: &World) {
+        let st = self.inner.state.lock().expect("lock");
+        let mut s = self.inner.status.lock().expect("lock");
+        s.head = world.desired.head.as_ref().map(|(t, _)| t.clone());
+        s.head_verdict = world.desired.head.as_ref().map(|(_, v)| v.clone());
+        s.deployed = st.deployed.clone();
+        let dep_approval = st
+            .deployed
+            .as_ref()
+            .and_then(|d| world.approvals.get(&d.sha256));
+        s.deployed_approval = dep_approval.map(|a| self.approval_ref(a));
+        s.deployed_recipients = dep_approval
+            .map(|a| a.recipients.clone())
+            .unwrap_or_default();
+        if let Some((t, v)) = &world.desired.head {
+            if v.allowed() {
+                s.pending.remove(&t.sha256);
+            } else if st.deployed.as_ref().is_none_or(|d| d.sha256 != t.sha256) {
+                s.pending.insert(t.sha256.clone(), v.reason().to_string());
+            }
+        }
+        if let Some(d) = &st.deployed {
+            s.pending.remove(&d.sha256);
+        }
+        s.running = self
+            .inner
+            .running
+            .lock()
+            .expect("lock")
+            .keys()
+            .map(|(t, j)| format!("{j}@{}", &t[..12]))
+            .collect();
+        s.chain_block = Some(world.block);
+        s.chain_error = None;
+        s.last_reconcile = Some(collective_attest::entry::now_rfc3339());
+        s.reconciles = self
+            .inner
+            .metrics
+            .reconciles
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let log = self.inner.log.lock().expect("lock");
+        s.log_size = log.size();
+        s.log_root = hex::encode(log.root());
+    }
+
+    fn approval_ref(&self, a: &Approval) -> ApprovalRef {
+        ApprovalRef {
+            chain_id: self.inner.chain_id,
+            contract: self.inner.code_registry.clone(),
+            tx_hash: format!("{:#x}", a.approved_tx),
+            block_number: a.approved_block,
+            block_hash: format!("{:#x}", a.approved_block_hash),
+        }
+    }
+
+    /// Append one decision and apply it to the in-memory state.
+    fn record(&self, tree: &TreeRef, mut p: Predicate) -> Result<u64, ControllerError> {
+        p.policy_digest
+            .get_or_insert_with(|| self.inner.policy_digest.clone());
+        let subject = Subject {
+            tree_sha1: tree.sha1.clone(),
+            tree_sha256: tree.sha256.clone(),
+            commit: tree.commit.clone(),
+        };
+        let mut log = self.inner.log.lock().expect("lock");
+        let idx =
+            log.append(&[(subject.clone(), p.clone())])
+                .map_err(|e| ControllerError::Log {
+                    message: e.to_string(),
+                })?;
+        let i = idx[0];
+        p.log_index = i;
+        info!(index = i, decision = %p.decision, job = ?p.job, reason = %p.reason, tree = %tree.sha256, "logged");
+        self.inner.state.lock().expect("lock").apply(
+            i,
+            &subject,
+            &p,
+            self.inner.cfg.sandbox.on_interrupted,
+        );
+        Ok(i)
+    }
+
+    fn stop_job(&self, tree: &str, job: &str, kind: StopKind, reason: String) {
+        let mut running = self.inner.running.lock().expect("lock");
+        if let Some(r) = running.get_mut(&(tree.to_string(), job.to_string())) {
+            if r.stop.is_none() {
+                r.stop = Some((kind, reason));
+                r.cancel.cancel();
+            }
+        }
+    }
+
+    async fn apply(&self, action: Action, world: &World) -> Result<(), ControllerError> {
+        match action {
+            Action::Idle => Ok(()),
+            Action::ResolveInterrupted { tree_sha256, job } => {
+                let tree = self.known_tree(&tree_sha256);
+                let policy = self.inner.cfg.sandbox.on_interrupted;
+                let mut p = Predicate::new(
+                    Decision::Interrupted,
+                    format!(
+                        "job-started without an end (the node stopped during the job); resolution: {}",
+                        match policy {
+                            InterruptedPolicy::Fail => "marked failed, not rerun",
+                            InterruptedPolicy::RerunOnce => "rerun once",
+                        }
+                    ),
+                );
+                p.job = Some(job);
+                self.record(&tree, p)?;
+                Ok(())
+            }
+            Action::StopJob {
+                tree_sha256,
+                job,
+                kind,
+                reason,
+            } => {
+                self.stop_job(&tree_sha256, &job, kind, reason);
+                Ok(())
+            }
+            Action::Undeploy { tree, kind, reason } => {
+                let d = match kind {
+                    StopKind::Revoked => Decision::Revoked,
+                    StopKind::Suspended => Decision::Suspended,
+                    StopKind::Withdrawn => Decision::Withdrawn,
+                    StopKind::Refused => Decision::Suspended,
+                };
+                self.record(&tree, Predicate::new(d, reason))?;
+                Ok(())
+            }
+            Action::Refuse { tree, reason } => {
+                self.record(&tree, Predicate::new(Decision::Refused, reason))?;
+                Ok(())
+            }
+            Action::Deploy { tree } => self.deploy(tree, world).await,
+            Action::StartJob { tree_sha256, job } => {
+                self.start_job(&tree_sha256, &job, world).await
+            }
+        }
+    }
+
+    fn known_tree(&self, sha256: &str) -> TreeRef {
+        let st = self.inner.state.lock().expect("lock");
+        st.runs
+            .iter()
+            .rev()
+            .find(|e| e.tree_sha256 == sha256)
+            .map(|e| TreeRef {
+                sha1: e.tree_sha1.clone(),
+                sha256: sha256.to_string(),
+                commit: e.commit.clone(),
+            })
+            .unwrap_or_else(|| TreeRef {
+                sha1: String::new(),
+                sha256: sha256.to_string(),
+                commit: None,
+            })
+    }
+
+    /// Materialize, verify from disk, and log. Refusals are logged.
+    #[instrument(skip(self, world), fields(tree = %tree.sha256))]
+    async fn deploy(&self, tree: TreeRef, world: &World) -> Result<(), ControllerError> {
+        let head = world
+            .head
+            .as_ref()
+            .filter(|h| h.ids.sha256 == tree.sha256)
+            .ok_or_else(|| ControllerError::Refused {
+                reason: "head moved during reconcile".into(),
+            })?;
+        let Some(approval) = world.approvals.get(&tree.sha256) else {
+            return Err(ControllerError::Refused {
+                reason: "approval vanished during reconcile".into(),
+            });
+        };
+        let dest = self.tree_dir(&tree.sha256);
+        let repo = self.inner.repo.clone();
+        let tree_oid = head.tree;
+        let want = tree.sha256.clone();
+        let dest2 = dest.clone();
+        let verified = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if dest2.is_dir() {
+                match collective_tree::sha256_tree_of_dir(&dest2) {
+                    Ok(s) if s == want => return Ok(()),
+                    _ => {
+                        let _ = make_writable(&dest2);
+                        std::fs::remove_dir_all(&dest2)
+                            .map_err(|e| format!("removing stale {}: {e}", dest2.display()))?;
+                    }
+                }
+            }
+            let parent = dest2.parent().expect("trees dir");
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            let tmp = parent.join(format!(".tmp-{want}-{}", std::process::id()));
+            if tmp.exists() {
+                let _ = make_writable(&tmp);
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            let r = (|| {
+                repo.materialize(tree_oid, &tmp)
+                    .map_err(|e| e.to_string())?;
+                let got = collective_tree::sha256_tree_of_dir(&tmp)
+                    .map_err(|e| format!("hashing the materialized tree: {e}"))?;
+                if got != want {
+                    return Err(format!(
+                        "sha256 tree id recomputed from disk is {got}, approved is {want}"
+                    ));
+                }
+                collective_tree::make_read_only(&tmp).map_err(|e| e.to_string())?;
+                std::fs::rename(&tmp, &dest2).map_err(|e| e.to_string())
+            })();
+            if r.is_err() {
+                let _ = make_writable(&tmp);
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            r
+        })
+        .await
+        .map_err(|e| ControllerError::Refused {
+            reason: e.to_string(),
+        })?;
+        if let Err(reason) = verified {
+            warn!(%reason, "deployment refused");
+            let mut p = Predicate::new(Decision::Refused, format!("deployment refused: {reason}"));
+            p.approval = Some(self.approval_ref(approval));
+            self.record(&tree, p)?;
+            return Ok(());
+        }
+        self.inner
+            .manifests
+            .lock()
+            .expect("lock")
+            .remove(&tree.sha256);
+        let mut p = Predicate::new(
+            Decision::Deployed,
+            "approved on chain; tree verified from disk",
+        );
+        p.approval = Some(self.approval_ref(approval));
+        self.record(&tree, p)?;
+        Ok(())
+    }
+
+    #[instrument(skip(self, world))]
+    async fn start_job(
+        &self,
+        tree_sha256: &str,
+        job: &str,
+        world: &World,
+    ) -> Result<(), ControllerError> {
+        let tree = self
+            .inner
+            .state
+            .lock()
+            .expect("lock")
+            .deployed
+            .clone()
+            .filter(|d| d.sha256 == tree_sha256)
+            .ok_or_else(|| ControllerError::Refused {
+                reason: format!("tree {tree_sha256} is not deployed"),
+            })?;
+        let approval =
+            world
+                .approvals
+                .get(tree_sha256)
+                .cloned()
+                .ok_or_else(|| ControllerError::Refused {
+                    reason: "no approval".into(),
+                })?;
+        let manifest = self
+            .deployed_manifests(tree_sha256)
+            .and_then(|m| m.get(job).cloned())
+            .and_then(|r| r.ok())
+            .ok_or_else(|| ControllerError::Refused {
+                reason: format!("job {job} has no valid manifest"),
+            })?;
+        // Verify the deployed tree again right before running it.
+        let dir = self.tree_dir(tree_sha256);
+        let d2 = dir.clone();
+        let recomputed =
+            tokio::task::spawn_blocking(move || collective_tree::sha256_tree_of_dir(&d2))
+                .await
+                .map_err(|e| ControllerError::Refused {
+                    reason: e.to_string(),
+                })?;
+        let datasets = manifest.select(&world.live_datasets);
+        let aref = self.approval_ref(&approval);
+        if recomputed.as_deref().ok() != Some(tree_sha256) {
+            let mut p = Predicate::new(
+                Decision::Refused,
+                format!("deployed tree on disk no longer hashes to {tree_sha256}: {recomputed:?}"),
+            );
+            p.job = Some(job.to_string());
+            p.approval = Some(aref);
+            self.record(&tree, p)?;
+            self.inner
+                .manifests
+                .lock()
+                .expect("lock")
+                .remove(tree_sha256);
+            return Ok(());
+        }
+        let cancel = CancellationToken::new();
+        {
+            let mut p = Predicate::new(
+                Decision::JobStarted,
+                format!(
+                    "{} job; {} dataset(s)",
+                    match manifest.kind {
+                        JobKind::Batch => "batch",
+                        JobKind::Export => "export",
+                    },
+                    datasets.len()
+                ),
+            );
+            p.job = Some(job.to_string());
+            p.approval = Some(aref.clone());
+            // Insert into the running set before logging so the replayed
+            // `job-started` is never mistaken for an interrupted one.
+            self.inner.running.lock().expect("lock").insert(
+                (tree_sha256.to_string(), job.to_string()),
+                RunningJob {
+                    cancel: cancel.clone(),
+                    stop: None,
+                    datasets: datasets.clone(),
+                    started: Instant::now(),
+                },
+            );
+            if let Err(e) = self.record(&tree, p) {
+                self.inner
+                    .running
+                    .lock()
+                    .expect("lock")
+                    .remove(&(tree_sha256.to_string(), job.to_string()));
+                return Err(e);
+            }
+        }
+        self.inner
+            .metrics
+            .jobs_started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let node = self.clone();
+        let job = job.to_string();
+        let recipients = approval.recipients.clone();
+        tokio::spawn(async move {
+            let ctx = JobCtx {
+                tree: &tree,
+                job: &job,
+                manifest: &manifest,
+                datasets: &datasets,
+                recipients: &recipients,
+                tree_dir: &dir,
+            };
+            let result = node.execute(ctx, cancel).await;
+            node.finish(&tree, &job, aref, result);
+        });
+        Ok(())
+    }
+
+    /// Run a job to completion; returns the end record to log.
+    async fn execute(
+        &self,
+        ctx: JobCtx<'_>,
+        cancel: CancellationToken,
+    ) -> Result<JobEnd, ControllerError> {
+        let JobCtx {
+            tree,
+            job,
+            manifest,
+            datasets,
+            recipients,
+            tree_dir,
+        } = ctx;
+        let i = &self.inner;
+        let outbox = i.cfg.paths.outbox_dir.join(&tree.sha256).join(job);
+        if outbox.exists() {
+            std::fs::remove_dir_all(&outbox).map_err(|source| ControllerError::Io {
+                path: outbox.clone(),
+                source,
+            })?;
+        }
+        std::fs::create_dir_all(&outbox).map_err(|source| ControllerError::Io {
+            path: outbox.clone(),
+            source,
+        })?;
+        let excluded: HashSet<String> = HashSet::new();
+        match manifest.kind {
+            JobKind::Export => {
+                let to = vec![manifest
+                    .export
+                    .as_ref()
+                    .expect("validated")
+                    .recipient
+                    .clone()];
+                let mut outputs = Vec::new();
+                for sha in datasets {
+                    if cancel.is_cancelled() {
+                        return Ok(JobEnd::Cancelled);
+                    }
+                    let path = outbox.join(format!("{sha}.age"));
+                    let file =
+                        std::fs::File::create(&path).map_err(|source| ControllerError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    i.store
+                        .reencrypt(
+                            sha,
+                            i.keys.shared_identity(),
+                            &to,
+                            std::io::BufWriter::new(file),
+                        )
+                        .await
+                        .map_err(|e| ControllerError::Store {
+                            message: format!("re-encrypting {sha}: {e}"),
+                        })?;
+                    let (digest, size) = digest_file(&path)?;
+                    outputs.push(OutputDigest {
+                        name: format!("{sha}.age"),
+                        sha256: digest,
+                        size,
+                    });
+                }
+                Ok(JobEnd::Exported { outputs })
+            }
+            JobKind::Batch => {
+                let plain = collective_vault::decrypt_datasets_into(
+                    &i.store,
+                    datasets,
+                    i.keys.shared_identity(),
+                    &excluded,
+                )
+                .await
+                .map_err(|e| ControllerError::Store {
+                    message: format!("decrypting datasets: {e}"),
+                })?;
+                hand_to_job_user(plain.path())?;
+                if cancel.is_cancelled() {
+                    return Ok(JobEnd::Cancelled);
+                }
+                let run_dir = i
+                    .cfg
+                    .paths
+                    .work_dir
+                    .join("runs")
+                    .join(format!("{}-{job}", &tree.sha256[..16]));
+                if run_dir.exists() {
+                    let _ = nix::mount::umount2(&run_dir, nix::mount::MntFlags::MNT_DETACH);
+                    let _ = std::fs::remove_dir_all(&run_dir);
+                }
+                let limits = manifest.limits(&i.cfg.sandbox);
+                let rd = RunDir::prepare(&run_dir, limits.output_bytes)?;
+                let spec = SandboxSpec {
+                    bwrap: i.cfg.sandbox.bwrap.clone(),
+                    tree_dir: tree_dir.to_path_buf(),
+                    data_dir: Some(plain.path().to_path_buf()),
+                    run_dir: run_dir.clone(),
+                    command: manifest.command.clone(),
+                    limits,
+                };
+                let run = sandbox::run(&spec, &rd, cancel.clone()).await;
+                // Plaintext inputs go as soon as the sandbox is gone.
+                drop(plain);
+                let run = run?;
+                if run.termination == Termination::Cancelled {
+                    return Ok(JobEnd::Cancelled);
+                }
+                // Outputs leave only encrypted to the approval's recipients.
+                let mut outputs = Vec::new();
+                let mut files: Vec<(String, PathBuf)> = vec![
+                    ("stdout".into(), run.stdout.clone()),
+                    ("stderr".into(), run.stderr.clone()),
+                ];
+                if run.output_violation.is_none() {
+                    files.extend(
+                        run.outputs
+                            .iter()
+                            .map(|o| (format!("out/{}", o.name), o.path.clone())),
+                    );
+                }
+                for (name, src) in files {
+                    let dst = outbox.join(format!("{name}.age"));
+                    if let Some(p) = dst.parent() {
+                        std::fs::create_dir_all(p).map_err(|source| ControllerError::Io {
+                            path: p.into(),
+                            source,
+                        })?;
+                    }
+                    collective_vault::encrypt_file(&src, &dst, recipients).map_err(|e| {
+                        ControllerError::Store {
+                            message: format!("encrypting output {name}: {e}"),
+                        }
+                    })?;
+                    let (digest, size) = digest_file(&dst)?;
+                    outputs.push(OutputDigest {
+                        name: format!("{name}.age"),
+                        sha256: digest,
+                        size,
+                    });
+                }
+                drop(rd);
+                let mut reason = match &run.termination {
+                    Termination::Exited(0) => "exited 0".to_string(),
+                    Termination::Exited(c) => format!("exited {c}"),
+                    Termination::Signaled(s) => format!("killed by signal {s} (limit reached?)"),
+                    Termination::WallTimeout => format!(
+                        "wall time limit of {}s reached; killed",
+                        spec.limits.wall_seconds
+                    ),
+                    Termination::Cancelled => "cancelled".into(),
+                };
+                if let Some(v) = &run.output_violation {
+                    reason.push_str(&format!("; outputs refused: {v}"));
+                }
+                Ok(JobEnd::Finished {
+                    outputs,
+                    exit_status: run.termination.exit_status(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        tree: &TreeRef,
+        job: &str,
+        aref: ApprovalRef,
+        result: Result<JobEnd, ControllerError>,
+    ) {
+        let key = (tree.sha256.clone(), job.to_string());
+        let stop = self
+            .inner
+            .running
+            .lock()
+            .expect("lock")
+            .get(&key)
+            .and_then(|r| r.stop.clone());
+        let mut p = match result {
+            // A job that ended on its own before a stop reached it is
+            // logged as what it was.
+            Ok(JobEnd::Finished {
+                outputs,
+                exit_status,
+                reason,
+            }) => {
+                let mut p = Predicate::new(Decision::JobFinished, reason);
+                p.outputs = outputs;
+                p.exit_status = Some(exit_status);
+                p
+            }
+            Ok(JobEnd::Exported { outputs }) => {
+                let mut p = Predicate::new(
+                    Decision::Exported,
+                    format!(
+                        "{} dataset(s) re-encrypted to the export recipient",
+                        outputs.len()
+                    ),
+                );
+                p.outputs = outputs;
+                p
+            }
+            Err(e) if stop.is_none() => {
+                let mut p = Predicate::new(Decision::JobFinished, format!("failed: {e}"));
+                p.exit_status = Some(-1);
+                p
+            }
+            _ => {
+                let (kind, reason) = stop.unwrap_or((StopKind::Suspended, "stopped".into()));
+                let d = match kind {
+                    StopKind::Revoked => Decision::Revoked,
+                    StopKind::Suspended | StopKind::Refused => Decision::Suspended,
+                    StopKind::Withdrawn => Decision::Withdrawn,
+                };
+                Predicate::new(d, format!("job killed: {reason}"))
+            }
+        };
+        p.job = Some(job.to_string());
+        if p.decision.needs_approval() {
+            p.approval = Some(aref);
+        }
+        if let Err(e) = self.record(tree, p) {
+            error!(error = %e, "could not log the end of a job");
+            self.inner.status.lock().expect("lock").last_error = Some(e.to_string());
+        }
+        if let Some(r) = self.inner.running.lock().expect("lock").remove(&key) {
+            info!(
+                job,
+                elapsed_ms = r.started.elapsed().as_millis() as u64,
+                "job ended"
+            );
+        }
+        self.inner.wake.notify_one();
+    }
+
+    /// Anchor the current checkpoint on chain if the log grew since the
+    /// last anchor.
+    pub async fn anchor_now(&self) -> Result<Option<AnchorInfo>, ControllerError> {
+        let Some(chain) = &self.inner.anchor_chain else {
+            return Ok(None);
+        };
+        let (size, root) = {
+            let log = self.inner.log.lock().expect("lock");
+            (log.size(), log.root())
+        };
+        let last = self
+            .inner
+            .status
+            .lock()
+            .expect("lock")
+            .last_anchor
+            .as_ref()
+            .map(|a| a.size);
+        if size == 0 || last == Some(size) {
+            return Ok(None);
+        }
+        let tx = chain
+            .anchor_checkpoint(B256::from(self.inner.node_id), size, B256::from(root))
+            .await
+            .map_err(chain_err)?;
+        let info = AnchorInfo {
+            size,
+            root: hex::encode(root),
+            tx_hash: format!("{:#x}", tx.tx_hash),
+            block_number: tx.block_number,
+        };
+        self.inner
+            .metrics
+            .anchors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.status.lock().expect("lock").last_anchor = Some(info.clone());
+        info!(size, tx = %info.tx_hash, "checkpoint anchored");
+        Ok(Some(info))
+    }
+
+    /// The log's signed checkpoint text.
+    pub fn checkpoint(&self) -> Result<String, ControllerError> {
+        self.inner
+            .log
+            .lock()
+            .expect("lock")
+            .checkpoint_text()
+            .map_err(|e| ControllerError::Log {
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The deploy branch head with its `(job name, job.yaml)` pairs.
+type HeadRead = Option<(Head, Vec<(String, String)>)>;
+
+/// What one job run needs.
+#[derive(Debug, Clone, Copy)]
+struct JobCtx<'a> {
+    tree: &'a TreeRef,
+    job: &'a str,
+    manifest: &'a JobManifest,
+    datasets: &'a [String],
+    recipients: &'a [String],
+    tree_dir: &'a Path,
+}
+
+/// How a job ended, before it is logged.
+#[derive(Debug)]
+enum JobEnd {
+    Finished {
+        outputs: Vec<OutputDigest>,
+        exit_status: i32,
+        reason: String,
+    },
+    Exported {
+        outputs: Vec<OutputDigest>,
+    },
+    Cancelled,
+}
+
+/// Undo `make_read_only` so a stale or failed tree can be removed.
+fn make_writable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if e.file_type().is_dir() {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o755));
+        }
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// The log directory (served at `/log/`).
+    pub fn log_dir(&self) -> &Path {
+        &self.cfg.log.dir
+    }
+
+    pub fn checkpoint_text(&self) -> Option<String> {
+        self.log.lock().ok()?.checkpoint_text().ok()
+    }
+
+    pub fn log_size(&self) -> u64 {
+        self.log.lock().map(|l| l.size()).unwrap_or(0)
+    }
+
+    pub fn verifier_key(&self) -> String {
+        self.keys
+            .log_verifier_key(&self.cfg.log.origin)
+            .unwrap_or_default()
+    }
+}
