@@ -50,10 +50,11 @@ fn git_err(op: &str, detail: impl Into<String>) -> impl FnOnce(git2::Error) -> G
 /// into the bare mirror at `mirror_dir` (created if missing), merges them, and
 /// returns the merge result's tree ids.
 ///
-/// `token`, when given, is offered as HTTPS basic-auth password
-/// (`x-access-token`) for private repositories; it is never logged.
+/// `token`, when given, is offered as basic-auth password (`x-access-token`)
+/// to `https://` remotes only (never over plain http); it is never logged,
+/// and neither is any `user:password@` part of `remote`.
 /// Blocking (libgit2): call it from `spawn_blocking` in async code.
-#[instrument(skip(token))]
+#[instrument(skip(token, remote), fields(remote = %redact_url(remote)))]
 pub fn merge_tree_ids(
     mirror_dir: &Path,
     remote: &str,
@@ -84,12 +85,13 @@ pub fn merge_tree_ids(
         format!("+refs/heads/{base_ref}:{base_local}"),
     ];
     {
+        let shown = redact_url(remote);
         let mut remote_handle = repo
             .remote_anonymous(remote)
-            .map_err(git_err("remote", format!("remote {remote}")))?;
+            .map_err(git_err("remote", format!("remote {shown}")))?;
         let mut callbacks = RemoteCallbacks::new();
         let mut offered = false;
-        let token = token.cloned();
+        let token = token.filter(|_| remote.starts_with("https://")).cloned();
         callbacks.credentials(move |_url, _user, allowed| {
             // Offer the token once; libgit2 calls again after a rejection and
             // would loop forever otherwise.
@@ -181,8 +183,40 @@ pub fn merge_tree_ids(
     })
 }
 
+/// `remote` without any `user:password@` part, for logs and messages.
+pub(crate) fn redact_url(remote: &str) -> String {
+    match remote.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}/{path}"),
+                None => remote.to_string(),
+            }
+        }
+        None => remote.to_string(),
+    }
+}
+
 fn peel_commit<'r>(repo: &'r Repository, name: &str) -> Result<git2::Commit<'r>, GithubError> {
     repo.find_reference(name)
         .and_then(|r| r.peel_to_commit())
         .map_err(git_err("fetch", format!("{name} missing after fetch")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_remote_urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://x-access-token:ghp_abc@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_url("https://github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(redact_url("/srv/git/r.git"), "/srv/git/r.git");
+    }
 }
