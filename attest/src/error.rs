@@ -76,6 +76,10 @@ pub enum AttestError {
         expected: String,
         found: String,
     },
+    /// A checkpoint write failed midway; the log must be reopened (which
+    /// re-reads whichever checkpoint is on disk) before appending again.
+    #[error("log in {dir} must be reopened after a failed checkpoint write: {reason}")]
+    Poisoned { dir: PathBuf, reason: String },
     /// Signing failed (ed25519 signer error).
     #[error("signing failed: {0}")]
     Sign(String),

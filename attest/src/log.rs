@@ -50,6 +50,9 @@ pub struct Log {
     /// Tiles of the right edge last written (path -> bytes), the only hashes appends read.
     cache: HashMap<String, Vec<u8>>,
     checkpoint: Vec<u8>,
+    /// Set when a checkpoint write failed midway: the file on disk may be
+    /// either checkpoint, so appending more could fork the log. Reopen.
+    poisoned: Option<String>,
 }
 
 impl std::fmt::Debug for Log {
@@ -158,6 +161,7 @@ impl Log {
             edge_entries: Vec::new(),
             cache: HashMap::new(),
             checkpoint: Vec::new(),
+            poisoned: None,
         };
         let cp_path = dir.join(CHECKPOINT_PATH);
         match fs::read(&cp_path) {
@@ -241,6 +245,12 @@ impl Log {
     /// beyond the size limit). For importing and for building test fixtures,
     /// including deliberately bad ones; the controller uses [`Log::append`].
     pub fn append_raw(&mut self, encoded: Vec<Vec<u8>>) -> Result<Vec<u64>, AttestError> {
+        if let Some(why) = &self.poisoned {
+            return Err(AttestError::Poisoned {
+                dir: self.dir.clone(),
+                reason: why.clone(),
+            });
+        }
         if encoded.is_empty() {
             return Ok(Vec::new());
         }
@@ -276,7 +286,7 @@ impl Log {
 
         // Tiles and entry bundles of the new tree that differ from the old.
         let edge_start = old / TILE_WIDTH * TILE_WIDTH;
-        let mut tail = std::mem::take(&mut self.edge_entries);
+        let mut tail = self.edge_entries.clone();
         tail.extend(encoded);
         let mut writes: Vec<(Tile, Vec<u8>)> = Vec::new();
         for tile in Tile::new_tiles(TILE_HEIGHT, old, new) {
@@ -323,6 +333,7 @@ impl Log {
         if let Err(e) = self.write_checkpoint() {
             self.size = old;
             self.root = old_root;
+            self.poisoned = Some(e.to_string());
             return Err(e);
         }
 

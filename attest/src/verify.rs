@@ -33,6 +33,10 @@ use crate::tiles::{
 };
 use crate::AttestError;
 
+/// Largest log a full audit accepts (2^36 entries: far beyond any node, far
+/// below what would exhaust an auditor's address space before failing).
+pub const MAX_AUDIT_SIZE: u64 = 1 << 36;
+
 /// Parses a C2SP verifier key into its name (the origin) and Ed25519 key.
 pub fn parse_verifier_key(vkey: &str) -> Result<(String, VerifyingKey), AttestError> {
     let bad = |reason: &str| AttestError::BadKey {
@@ -476,6 +480,16 @@ fn check_entries(
 ) {
     let size = cp.size();
     let root = *cp.hash();
+    if size > MAX_AUDIT_SIZE {
+        // A signed but absurd size must not make the auditor allocate or loop forever.
+        report.fail(
+            FailureKind::CorruptTile,
+            format!(
+                "checkpoint claims {size} entries; refusing to audit more than {MAX_AUDIT_SIZE}"
+            ),
+        );
+        return;
+    }
     let tiles = all_tiles(size);
 
     // 1. Leaf hashes as the hash tiles claim them (level 0).

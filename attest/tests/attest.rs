@@ -546,6 +546,7 @@ fn audit_names_edits_and_signature_failures() {
 /// Not a test on its own: the child process of `crash_kill9_keeps_every_acknowledged_entry`.
 #[test]
 #[ignore]
+#[allow(clippy::print_stdout)] // the parent reads the acknowledgements from stdout
 fn crash_child() {
     let Ok(dir) = std::env::var("ATTEST_CRASH_DIR") else {
         return;
