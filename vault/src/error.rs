@@ -80,6 +80,10 @@ pub enum VaultError {
     #[error("wrong passphrase for key file {}", path.display())]
     WrongPassphrase { path: PathBuf },
 
+    /// A log origin cannot name a signed-note key (empty, spaces or `+`).
+    #[error("log origin {origin:?} is not a valid signed-note key name (no spaces or '+')")]
+    BadLogOrigin { origin: String },
+
     /// A key file exists but its content is not a key we can use.
     #[error("key file {}: {reason}", path.display())]
     KeyFile { path: PathBuf, reason: String },

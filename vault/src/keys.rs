@@ -79,6 +79,9 @@ pub struct KeyInfo {
     pub log_public_key: String,
     /// `SHA256:...` of the 32-byte log public key.
     pub log_key_fingerprint: String,
+    /// `0x` + hex sha256 of the recipient's SSH key blob: a suggested node id
+    /// for `NodeRegistry`, stable for the life of the encryption key.
+    pub node_id: String,
 }
 
 impl KeyInfo {
@@ -98,10 +101,16 @@ impl KeyInfo {
         })?;
         Ok(KeyInfo {
             recipient_fingerprint: recipient_fingerprint(&recipient),
+            node_id: format!("0x{}", hex::encode(node_id_of_recipient(&recipient))),
             recipient,
             log_key_fingerprint: fingerprint(&log_bytes),
             log_public_key,
         })
+    }
+
+    /// The C2SP signed-note verifier key of the log named `origin`.
+    pub fn log_verifier_key(&self, origin: &str) -> Result<String, VaultError> {
+        verifier_key(origin, &self.log_verifying_key()?)
     }
 
     /// The log public key as an `ed25519_dalek` key.
@@ -124,6 +133,30 @@ fn decode_log_pub(s: &str) -> Result<[u8; 32], String> {
     bytes
         .try_into()
         .map_err(|_| "an Ed25519 public key is 32 bytes".to_string())
+}
+
+/// `<origin>+<key id>+<base64>`: the C2SP signed-note verifier key of an
+/// Ed25519 log key, what auditors pass to check checkpoints.
+pub fn verifier_key(origin: &str, key: &VerifyingKey) -> Result<String, VaultError> {
+    if !signed_note::is_key_name_valid(origin) {
+        return Err(VaultError::BadLogOrigin {
+            origin: origin.to_string(),
+        });
+    }
+    Ok(signed_note::new_ed25519_verifier_key(origin, key))
+}
+
+/// sha256 of the SSH key blob of an `ssh-...` recipient (of the string for
+/// other kinds): the suggested node id.
+pub fn node_id_of_recipient(recipient: &str) -> [u8; 32] {
+    let mut parts = recipient.split_whitespace();
+    match (
+        parts.next(),
+        parts.next().map(|b| BASE64_STANDARD.decode(b)),
+    ) {
+        (Some(kind), Some(Ok(blob))) if kind.starts_with("ssh-") => Sha256::digest(blob).into(),
+        _ => Sha256::digest(recipient.trim().as_bytes()).into(),
+    }
 }
 
 /// `SHA256:<base64, no padding>` of `bytes`, the OpenSSH fingerprint style.
@@ -311,13 +344,7 @@ impl NodeKeys {
     /// A suggested 32-byte node id: sha256 of the recipient's SSH key blob,
     /// stable for the life of the encryption key.
     pub fn node_id(&self) -> [u8; 32] {
-        let blob = self
-            .recipient
-            .split_whitespace()
-            .nth(1)
-            .and_then(|b| BASE64_STANDARD.decode(b).ok())
-            .unwrap_or_default();
-        Sha256::digest(blob).into()
+        node_id_of_recipient(&self.recipient)
     }
 
     /// The log-signing key (for `collective_attest::Log`).
@@ -338,8 +365,8 @@ impl NodeKeys {
     /// The log public key as a C2SP signed-note verifier key for the log
     /// named `origin` (`<origin>+<key id>+<base64>`), what auditors pass to
     /// check checkpoints.
-    pub fn log_verifier_key(&self, origin: &str) -> String {
-        signed_note::new_ed25519_verifier_key(origin, &self.log.verifying_key())
+    pub fn log_verifier_key(&self, origin: &str) -> Result<String, VaultError> {
+        verifier_key(origin, &self.log.verifying_key())
     }
 
     /// The public side, as `collective keys show` prints it.
@@ -349,6 +376,7 @@ impl NodeKeys {
             recipient_fingerprint: self.recipient_fingerprint(),
             log_public_key: self.log_public_key_base64(),
             log_key_fingerprint: fingerprint(self.log.verifying_key().as_bytes()),
+            node_id: format!("0x{}", hex::encode(self.node_id())),
         }
     }
 }

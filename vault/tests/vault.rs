@@ -109,7 +109,20 @@ fn saved_keys_are_private_and_load_back() {
     assert_eq!(loaded.recipient(), fixture().recipient());
     assert_eq!(loaded.log_public_key(), fixture().log_public_key());
     assert_eq!(KeyInfo::read(&keys).unwrap(), fixture().info());
-    let vkey = loaded.log_verifier_key("collective.example/node-1");
+    let vkey = loaded
+        .log_verifier_key("collective.example/node-1")
+        .unwrap();
+    assert_eq!(
+        KeyInfo::read(&keys)
+            .unwrap()
+            .log_verifier_key("collective.example/node-1")
+            .unwrap(),
+        vkey
+    );
+    assert!(matches!(
+        loaded.log_verifier_key("has space"),
+        Err(VaultError::BadLogOrigin { .. })
+    ));
     assert!(vkey.starts_with("collective.example/node-1+"), "{vkey}");
     signed_note::StandardVerifier::new(&vkey).expect("a valid C2SP verifier key");
 }
