@@ -192,6 +192,32 @@ fn main() {
         "collective-tree and git disagree on the sha256 tree id"
     );
 
+    // The node's deploy path, once: a (packed) sha1 repository holding the
+    // tree as a commit; sha256 id from the object database, then
+    // materialize and recompute from the files on disk.
+    let repo_dir = scratch.path().join("repo");
+    let rd = repo_dir.join(".git");
+    fs::create_dir_all(&rd).unwrap();
+    git(&rd, &content, &["init", "-q", "--object-format=sha1"]);
+    git(&rd, &content, &["add", "-A"]);
+    let tree = git(&rd, &content, &["write-tree"]);
+    git(&rd, &content, &["repack", "-adq"]);
+    git(&rd, &content, &["prune-packed"]);
+    let repo = git2::Repository::open(&rd).unwrap();
+    let tree = git2::Oid::from_str(&tree).unwrap();
+    let (odb_ids, odb_time) = time(|| collective_tree::tree_ids_of_tree(&repo, tree).unwrap());
+    assert_eq!(odb_ids.sha256, expected_ours);
+    let dest = scratch.path().join("deploy");
+    let (_, mat_time) = time(|| collective_tree::materialize(&repo, tree, &dest).unwrap());
+    let (disk_id, disk_time) = time(|| collective_tree::sha256_tree_of_dir(&dest).unwrap());
+    assert_eq!(disk_id, expected_ours);
+    let checkout = scratch.path().join("checkout");
+    fs::create_dir_all(&checkout).unwrap();
+    let (_, git_checkout_time) = time(|| {
+        git(&rd, &checkout, &["read-tree", &tree.to_string()]);
+        git(&rd, &checkout, &["checkout-index", "-a", "-q"])
+    });
+
     let ours = median(ours);
     let ours_both = median(ours_both);
     let git_full = median(git_full);
@@ -224,6 +250,22 @@ fn main() {
         secs(git_add_noop)
     );
     println!(
+        "| deploy path, packed sha1 repo: `tree_ids_of_tree` (sha256 from the object db) | {} |",
+        secs(odb_time)
+    );
+    println!(
+        "| deploy path: `materialize` (write {files} files) | {} |",
+        secs(mat_time)
+    );
+    println!(
+        "| deploy path: `sha256_tree_of_dir` of the materialized tree | {} |",
+        secs(disk_time)
+    );
+    println!(
+        "| reference: `git read-tree && git checkout-index -a` of the same tree | {} |",
+        secs(git_checkout_time)
+    );
+    println!(
         "tree: ratio git add -A && write-tree / sha256_tree_of_dir = {:.2}x (>1 means collective-tree is faster)",
         ratio(git_full, ours)
     );
@@ -238,5 +280,9 @@ fn main() {
     println!(
         "tree: ratio (index-only: git add -A no-op + write-tree) / sha256_tree_of_dir = {:.2}x",
         ratio(git_write_tree + git_add_noop, ours)
+    );
+    println!(
+        "tree: ratio git checkout-index / materialize = {:.2}x",
+        ratio(git_checkout_time, mat_time)
     );
 }
