@@ -316,6 +316,14 @@ fn job_reasons(input: &DecisionInput<'_>, reasons: &mut Vec<Reason>) {
         });
     }
     for (job, manifest) in input.manifests {
+        if !crate::manifest::is_valid_job_name(job) {
+            reasons.push(Reason::ManifestInvalid {
+                job: job.clone(),
+                error: format!(
+                    "jobs/{job}/: invalid job name (fix: rename the directory to lowercase letters, digits, `-`, `_`, `.`, at most 64, starting with a letter or digit)"
+                ),
+            });
+        }
         let m = match manifest {
             Ok(m) => m,
             Err(e) => {

@@ -159,6 +159,11 @@ fn every_outcome() {
             |r| matches!(r, Reason::ManifestInvalid { job, error } if job == "bad" && error.contains("jobs/bad/job.yaml")),
         ),
         (
+            "bad job name",
+            with(|c| c.manifests[0].0 = "Stats Job".into()),
+            |r| matches!(r, Reason::ManifestInvalid { job, error } if job == "Stats Job" && error.contains("invalid job name")),
+        ),
+        (
             "job kind not allowed",
             with(|c| {
                 c.policy.allowed_kinds = [JobKind::Batch].into_iter().collect();
