@@ -347,6 +347,7 @@ fn job_reasons(input: &DecisionInput<'_>, reasons: &mut Vec<Reason>) {
             .into_iter()
             .zip(policy.max_limits.fields())
         {
+            let Some(requested) = requested else { continue };
             if requested > maximum {
                 reasons.push(Reason::LimitAboveMaximum {
                     job: job.clone(),

@@ -15,7 +15,7 @@ pub use decide::{decide, ApprovalView, Decision, DecisionInput, Reason, TreeFact
 pub use error::{PolicyError, Problem};
 pub use manifest::{
     is_sha256_hex, is_valid_job_name, job_name_from_path, DatasetSelector, ExportSpec, JobKind,
-    JobManifest, Limits, MAX_MANIFEST_BYTES,
+    JobLimits, JobManifest, Limits, MAX_MANIFEST_BYTES,
 };
 pub use node::NodePolicy;
-pub use size::{format_size, parse_size, serde_size, SIZE_HELP};
+pub use size::{format_size, parse_size, serde_size, serde_size_opt, SIZE_HELP};

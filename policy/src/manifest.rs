@@ -10,8 +10,8 @@
 //! kind: batch                 # batch | export
 //! description: mean age per region
 //! command: [python3, stats.py, --out, /out/stats.json]
-//! datasets: all               # or a list of ciphertext sha256 ids
-//! limits:
+//! datasets: all               # `all`, `none`, or a list of ciphertext sha256 ids
+//! limits:                     # each optional: absent = the node's maximum
 //!   cpu_seconds: 600
 //!   memory: 512MiB
 //!   wall_seconds: 900
@@ -29,7 +29,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{PolicyError, Problem};
-use crate::size::serde_size;
+use crate::size::{serde_size, serde_size_opt};
 
 /// Largest manifest accepted, so a hostile file cannot make the node parse
 /// megabytes of YAML.
@@ -57,17 +57,43 @@ impl fmt::Display for JobKind {
 }
 
 /// Which datasets a job sees: every non-withdrawn one, or a fixed list of
-/// ciphertext sha256 ids (64 lowercase hex).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// ciphertext sha256 ids (64 lowercase hex), or none (the default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DatasetSelector {
     All,
+    #[default]
+    None,
     List(Vec<String>),
+}
+
+impl DatasetSelector {
+    /// The datasets a job gets, among `available` (live, non-withdrawn
+    /// contributions to this node). Listed ids that are not available are
+    /// left out: withdrawn data is skipped, never resurrected.
+    pub fn select(&self, available: &[String]) -> Vec<String> {
+        match self {
+            DatasetSelector::All => available.to_vec(),
+            DatasetSelector::None => Vec::new(),
+            DatasetSelector::List(ids) => ids
+                .iter()
+                .filter(|id| available.contains(id))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// True when the job reads no data at all.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, DatasetSelector::None)
+            || matches!(self, DatasetSelector::List(l) if l.is_empty())
+    }
 }
 
 impl Serialize for DatasetSelector {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             DatasetSelector::All => s.serialize_str("all"),
+            DatasetSelector::None => s.serialize_str("none"),
             DatasetSelector::List(ids) => ids.serialize(s),
         }
     }
@@ -79,15 +105,15 @@ impl<'de> Deserialize<'de> for DatasetSelector {
         impl<'de> Visitor<'de> for V {
             type Value = DatasetSelector;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("`all` or a list of dataset sha256 ids")
+                f.write_str("`all`, `none` or a list of dataset sha256 ids")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                if v == "all" {
-                    Ok(DatasetSelector::All)
-                } else {
-                    Err(E::custom(format!(
-                        "{v:?} is not a dataset selector; write `all` or a list of dataset sha256 ids"
-                    )))
+                match v {
+                    "all" => Ok(DatasetSelector::All),
+                    "none" => Ok(DatasetSelector::None),
+                    _ => Err(E::custom(format!(
+                        "{v:?} is not a dataset selector; write `all`, `none` or a list of dataset sha256 ids"
+                    ))),
                 }
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -147,6 +173,72 @@ impl Limits {
     }
 }
 
+/// The limits a manifest asks for. Each is optional: an absent one means
+/// the node's maximum ([`JobLimits::effective`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<u64>,
+    #[serde(
+        rename = "memory",
+        alias = "memory_bytes",
+        default,
+        with = "serde_size_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<u64>,
+    #[serde(
+        rename = "output",
+        alias = "output_bytes",
+        default,
+        with = "serde_size_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub output_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+}
+
+impl JobLimits {
+    /// (name, requested) pairs, in the same order as [`Limits::fields`].
+    pub fn fields(&self) -> [(&'static str, Option<u64>); 5] {
+        [
+            ("cpu_seconds", self.cpu_seconds),
+            ("memory", self.memory_bytes),
+            ("wall_seconds", self.wall_seconds),
+            ("output", self.output_bytes),
+            ("processes", self.processes),
+        ]
+    }
+
+    /// The limits the sandbox applies: each requested one, else `max`.
+    /// (Whether a requested one exceeds `max` is `decide`'s question.)
+    pub fn effective(&self, max: &Limits) -> Limits {
+        Limits {
+            cpu_seconds: self.cpu_seconds.unwrap_or(max.cpu_seconds),
+            memory_bytes: self.memory_bytes.unwrap_or(max.memory_bytes),
+            wall_seconds: self.wall_seconds.unwrap_or(max.wall_seconds),
+            output_bytes: self.output_bytes.unwrap_or(max.output_bytes),
+            processes: self.processes.unwrap_or(max.processes),
+        }
+    }
+
+    fn check(&self, problems: &mut Vec<Problem>) {
+        for (name, value) in self.fields() {
+            if value == Some(0) {
+                problems.push(Problem {
+                    field: format!("limits.{name}"),
+                    problem: "is 0, which would stop the job at once".into(),
+                    fix: "give a positive limit, or leave it out for the node's maximum".into(),
+                });
+            }
+        }
+    }
+}
+
 /// Where an export job sends its re-encrypted copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,8 +260,12 @@ pub struct JobManifest {
     /// programs are named by path or found in the sandbox's fixed PATH.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// `all`, `none` (the default) or a list of ids.
+    #[serde(default)]
     pub datasets: DatasetSelector,
-    pub limits: Limits,
+    /// What the job asks for; absent fields mean the node's maximum.
+    #[serde(default)]
+    pub limits: JobLimits,
     /// Files (relative to `/out`) the job must produce; empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
@@ -218,12 +314,18 @@ impl JobManifest {
         };
         match self.kind {
             JobKind::Batch => {
-                if self.command.is_empty() || self.command[0].is_empty() {
-                    bad(
+                match self.command.first() {
+                    None => bad(
                         "command",
                         "is missing or empty; a batch job needs a program to run".into(),
-                        "give argv as a list, e.g. `command: [python3, job.py]`",
-                    );
+                        "give argv as a list, e.g. `command: [python3, /job/stats.py]`",
+                    ),
+                    Some(program) if program.is_empty() || (!program.starts_with('/') && program.contains('/')) => bad(
+                        "command[0]",
+                        format!("{program:?} is neither an absolute path nor a bare program name"),
+                        "name the program by absolute path in the sandbox (the tree is at /job, e.g. `/job/run.sh`) or by bare name on PATH (`python3`)",
+                    ),
+                    Some(_) => {}
                 }
                 if self.export.is_some() {
                     bad(
@@ -265,11 +367,11 @@ impl JobManifest {
                         }
                     }
                 }
-                if self.datasets == DatasetSelector::List(vec![]) {
+                if self.datasets.is_empty() {
                     bad(
                         "datasets",
                         "is empty; there is nothing to export".into(),
-                        "write `all` or list dataset ids",
+                        "write `datasets: all` or list dataset ids",
                     );
                 }
             }
@@ -301,7 +403,7 @@ impl JobManifest {
                 }
             }
         }
-        self.limits.check("limits", &mut problems);
+        self.limits.check(&mut problems);
         let mut seen = HashSet::new();
         for (i, out) in self.outputs.iter().enumerate() {
             let field = format!("outputs[{i}]");

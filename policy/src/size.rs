@@ -83,6 +83,23 @@ pub mod serde_size {
     }
 }
 
+/// serde `with` module for `Option<u64>` sizes (absent or null = `None`);
+/// use with `#[serde(default)]`.
+pub mod serde_size_opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(n: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => s.serialize_str(&format_size(*n)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        serde_size::deserialize(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //! that name file, field and fix, and property tests of the parser.
 
 use collective_policy::{
-    decide, ApprovalView, DatasetSelector, Decision, DecisionInput, ExportSpec, JobKind,
-    JobManifest, Limits, NodePolicy, PolicyError, Reason, TreeFacts, Verdict,
+    decide, ApprovalView, DatasetSelector, Decision, DecisionInput, ExportSpec, JobKind, JobLimits,
+    JobManifest, NodePolicy, PolicyError, Reason, TreeFacts, Verdict,
 };
 use proptest::prelude::*;
 
@@ -152,8 +152,11 @@ fn every_outcome() {
         (
             "manifest invalid",
             with(|c| {
-                let e = JobManifest::parse("jobs/bad/job.yaml", "kind: batch\ncommand: [x]\n")
-                    .unwrap_err();
+                let e = JobManifest::parse(
+                    "jobs/bad/job.yaml",
+                    "kind: batch\ncommand: [x]\nlimits: {memroy: 1GiB}\n",
+                )
+                .unwrap_err();
                 c.manifests.push(("bad".into(), Err(e)));
             }),
             |r| matches!(r, Reason::ManifestInvalid { job, error } if job == "bad" && error.contains("jobs/bad/job.yaml")),
@@ -300,12 +303,12 @@ fn full_manifest_parses() {
     assert_eq!(m.datasets, DatasetSelector::All);
     assert_eq!(
         m.limits,
-        Limits {
-            cpu_seconds: 600,
-            memory_bytes: 512 << 20,
-            wall_seconds: 900,
-            output_bytes: 64 << 20,
-            processes: 32
+        JobLimits {
+            cpu_seconds: Some(600),
+            memory_bytes: Some(512 << 20),
+            wall_seconds: Some(900),
+            output_bytes: Some(64 << 20),
+            processes: Some(32)
         }
     );
     assert_eq!(m.outputs, ["stats.json"]);
@@ -353,16 +356,22 @@ fn manifest_errors_name_file_field_and_fix() {
             "512MiB",
         ),
         (
-            "missing limit",
-            BATCH_YAML.replace("  wall_seconds: 900\n", ""),
-            "missing field `wall_seconds`",
-            "add `wall_seconds:` under `limits`",
+            "missing kind",
+            BATCH_YAML.replace("kind: batch\n", ""),
+            "missing field `kind`",
+            "add `kind:`",
         ),
         (
-            "missing datasets",
-            BATCH_YAML.replace("datasets: all\n", ""),
-            "missing field `datasets`",
-            "add `datasets:`",
+            "relative program",
+            BATCH_YAML.replace("[python3, stats.py]", "[bin/run, x]"),
+            "command[0]",
+            "/job/run.sh",
+        ),
+        (
+            "datasets number",
+            BATCH_YAML.replace("datasets: all", "datasets: 5"),
+            "datasets: invalid type: integer `5`",
+            "",
         ),
         (
             "datasets word",
@@ -389,7 +398,7 @@ fn manifest_errors_name_file_field_and_fix() {
             "no command",
             BATCH_YAML.replace("command: [python3, stats.py]\n", ""),
             "command",
-            "command: [python3, job.py]",
+            "command: [python3, /job/stats.py]",
         ),
         (
             "command as string",
@@ -481,6 +490,38 @@ fn manifest_errors_name_file_field_and_fix() {
 }
 
 #[test]
+fn omitted_limits_mean_the_node_maximum() {
+    let yaml = "kind: batch\ncommand: [/job/run.sh]\nlimits: {memory: 1GiB}\n";
+    let m = JobManifest::parse("jobs/x/job.yaml", yaml).unwrap();
+    assert_eq!(m.datasets, DatasetSelector::None);
+    let max = NodePolicy::default().max_limits;
+    let eff = m.limits.effective(&max);
+    assert_eq!(eff.memory_bytes, 1 << 30);
+    assert_eq!(eff.cpu_seconds, max.cpu_seconds);
+    assert_eq!(eff.processes, max.processes);
+    let c = with(|c| c.manifests = vec![("x".into(), Ok(m.clone()))]);
+    assert!(run(&c).allowed, "{:?}", run(&c));
+    // No limits at all is allowed too.
+    let bare = JobManifest::parse("f", "kind: batch\ncommand: [python3]\n").unwrap();
+    assert_eq!(bare.limits.effective(&max), max);
+}
+
+#[test]
+fn dataset_selection_skips_unavailable_data() {
+    let avail = vec![DATASET.to_string(), SHA256.to_string()];
+    assert_eq!(DatasetSelector::All.select(&avail), avail);
+    assert!(DatasetSelector::None.select(&avail).is_empty());
+    let listed = DatasetSelector::List(vec![SHA256.into(), OTHER_SHA256.into()]);
+    assert_eq!(listed.select(&avail), [SHA256]);
+    let e = JobManifest::parse(
+        "f",
+        &export_yaml(RECIPIENT).replace(&format!("[{DATASET}]"), "none"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nothing to export"), "{e}");
+}
+
+#[test]
 fn schema_errors_carry_a_location() {
     let e = JobManifest::parse("f", &BATCH_YAML.replace("outputs:", "outptus:")).unwrap_err();
     match e {
@@ -529,15 +570,16 @@ fn node_policy_embeds_in_a_config() {
 
 // ------------------------------------------------------------ properties
 
-fn arb_limits() -> impl Strategy<Value = Limits> {
+fn arb_limits() -> impl Strategy<Value = JobLimits> {
+    let some = |max: u64| proptest::option::of(1..max);
     (
-        1..u64::MAX / 2,
-        1..u64::MAX / 2,
-        1..u64::MAX / 2,
-        1..u64::MAX / 2,
-        1..100_000u64,
+        some(u64::MAX / 2),
+        some(u64::MAX / 2),
+        some(u64::MAX / 2),
+        some(u64::MAX / 2),
+        some(100_000u64),
     )
-        .prop_map(|(c, m, w, o, p)| Limits {
+        .prop_map(|(c, m, w, o, p)| JobLimits {
             cpu_seconds: c,
             memory_bytes: m,
             wall_seconds: w,
@@ -549,21 +591,23 @@ fn arb_limits() -> impl Strategy<Value = Limits> {
 fn arb_manifest() -> impl Strategy<Value = JobManifest> {
     let datasets = prop_oneof![
         Just(DatasetSelector::All),
+        Just(DatasetSelector::None),
         proptest::collection::btree_set("[0-9a-f]{64}", 0..4)
             .prop_map(|s| DatasetSelector::List(s.into_iter().collect())),
     ];
     let batch = (
-        proptest::collection::vec("[ -~é日]{1,12}", 1..5),
+        "(/[a-z0-9._-]{1,8}){1,3}|[a-z0-9._-]{1,12}",
+        proptest::collection::vec("[ -~é日]{0,12}", 0..4),
         datasets.clone(),
         arb_limits(),
         proptest::collection::btree_set("[a-z]{1,8}(/[a-z0-9.]{1,8}){0,2}", 0..4),
         proptest::option::of("[ -~\n]{0,40}"),
     )
         .prop_map(
-            |(command, datasets, limits, outputs, description)| JobManifest {
+            |(program, args, datasets, limits, outputs, description)| JobManifest {
                 kind: JobKind::Batch,
                 description,
-                command,
+                command: std::iter::once(program).chain(args).collect(),
                 datasets,
                 limits,
                 outputs: outputs
@@ -579,7 +623,7 @@ fn arb_manifest() -> impl Strategy<Value = JobManifest> {
             description: None,
             command: vec![],
             datasets: match datasets {
-                DatasetSelector::List(l) if l.is_empty() => DatasetSelector::All,
+                d if d.is_empty() => DatasetSelector::All,
                 d => d,
             },
             limits,
