@@ -25,7 +25,14 @@ fn entry(i: u64) -> (Subject, Predicate) {
         tree_sha256: format!("{:064x}", i + 1),
         commit: None,
     };
-    let mut p = Predicate::new(if i % 2 == 0 { Decision::Deployed } else { Decision::Refused }, format!("entry {i}"));
+    let mut p = Predicate::new(
+        if i % 2 == 0 {
+            Decision::Deployed
+        } else {
+            Decision::Refused
+        },
+        format!("entry {i}"),
+    );
     if i % 2 == 0 {
         p.approval = Some(ApprovalRef {
             chain_id: 31337,
@@ -54,7 +61,11 @@ struct Run {
 }
 
 fn audit(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_collective")).arg("audit").args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collective"))
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -63,7 +74,12 @@ fn audit(args: &[&str]) -> Run {
 }
 
 fn audit_dir(dir: &Path, vkey: &str, state: Option<&Path>) -> Run {
-    let mut a = vec!["--log".to_string(), dir.display().to_string(), "--log-key".into(), vkey.into()];
+    let mut a = vec![
+        "--log".to_string(),
+        dir.display().to_string(),
+        "--log-key".into(),
+        vkey.into(),
+    ];
     if let Some(s) = state {
         a.push("--state".into());
         a.push(s.display().to_string());
@@ -73,8 +89,16 @@ fn audit_dir(dir: &Path, vkey: &str, state: Option<&Path>) -> Run {
 }
 
 fn expect_failure(r: &Run, needle: &str) {
-    assert_eq!(r.code, 2, "expected exit 2 naming {needle:?}\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains(needle), "report does not name {needle:?}:\n{}", r.stdout);
+    assert_eq!(
+        r.code, 2,
+        "expected exit 2 naming {needle:?}\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stdout.contains(needle),
+        "report does not name {needle:?}:\n{}",
+        r.stdout
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -97,7 +121,11 @@ fn honest(n: u64) -> (tempfile::TempDir, String, PathBuf) {
     let vkey = log.verifier_key();
     let state = dir.path().join("state.json");
     let r = audit_dir(&dir.path().join("log"), &vkey, Some(&state));
-    assert_eq!(r.code, 0, "honest log must verify:\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "honest log must verify:\n{}\n{}",
+        r.stdout, r.stderr
+    );
     assert!(r.stdout.contains("VERIFIED"));
     assert!(state.exists());
     (dir, vkey, state)
@@ -111,10 +139,19 @@ fn honest_log_verifies_and_growth_is_consistent() {
     log.append(&[entry(300), entry(301)]).unwrap();
     let r = audit_dir(&log_dir, &vkey, Some(&state));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("consistency with the last checkpoint seen (size 300)"));
+    assert!(r
+        .stdout
+        .contains("consistency with the last checkpoint seen (size 300)"));
     assert!(r.stdout.contains("deployed") && r.stdout.contains("approved: chain 31337 block 5"));
     let json = Command::new(env!("CARGO_BIN_EXE_collective"))
-        .args(["--json", "audit", "--log", log_dir.to_str().unwrap(), "--log-key", &vkey])
+        .args([
+            "--json",
+            "audit",
+            "--log",
+            log_dir.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -128,7 +165,10 @@ fn truncated_log() {
     let p = dir.path().join("log/tile/entries/000.p/20");
     let b = std::fs::read(&p).unwrap();
     std::fs::write(&p, &b[..b.len() - 100]).unwrap();
-    expect_failure(&audit_dir(&dir.path().join("log"), &vkey, None), "truncated");
+    expect_failure(
+        &audit_dir(&dir.path().join("log"), &vkey, None),
+        "truncated",
+    );
 }
 
 #[test]
@@ -141,14 +181,18 @@ fn rolled_back_checkpoint() {
         std::fs::create_dir_all(&old).unwrap();
         &old
     });
-    log.append(&(20..30).map(entry).collect::<Vec<_>>()).unwrap();
+    log.append(&(20..30).map(entry).collect::<Vec<_>>())
+        .unwrap();
     let vkey = log.verifier_key();
     let state = dir.path().join("state.json");
     assert_eq!(audit_dir(&log_dir, &vkey, Some(&state)).code, 0);
     // The operator restores the old log (tiles and checkpoint).
     let r = audit_dir(&old, &vkey, Some(&state));
     expect_failure(&r, "ROLLBACK");
-    assert!(r.stdout.contains("checkpoint seen before (size 30)") && r.stdout.contains("served now (size 20)"));
+    assert!(
+        r.stdout.contains("checkpoint seen before (size 30)")
+            && r.stdout.contains("served now (size 20)")
+    );
 }
 
 #[test]
@@ -191,7 +235,10 @@ fn reordered_entries() {
     let mut entries = decode_bundle("x", &std::fs::read(&p).unwrap(), 20).unwrap();
     entries.swap(2, 3);
     std::fs::write(&p, encode_bundle(entries.iter().map(Vec::as_slice))).unwrap();
-    expect_failure(&audit_dir(&dir.path().join("log"), &vkey, None), "reordered");
+    expect_failure(
+        &audit_dir(&dir.path().join("log"), &vkey, None),
+        "reordered",
+    );
 
     // Even a log whose tiles and checkpoint were rebuilt around the new
     // order is caught: each entry names its own position.
@@ -201,7 +248,13 @@ fn reordered_entries() {
     a.append(&(0..4).map(entry).collect::<Vec<_>>()).unwrap();
     let raw: Vec<Vec<u8>> = a.raw_entries().map(|r| r.unwrap().1).collect();
     let mut b = Log::create_or_open(&dir.path().join("b"), ORIGIN, key(1)).unwrap();
-    b.append_raw(vec![raw[1].clone(), raw[0].clone(), raw[2].clone(), raw[3].clone()]).unwrap();
+    b.append_raw(vec![
+        raw[1].clone(),
+        raw[0].clone(),
+        raw[2].clone(),
+        raw[3].clone(),
+    ])
+    .unwrap();
     let r = audit_dir(&dir.path().join("b"), &vkey, None);
     expect_failure(&r, "entry 0 says it is entry 1");
     assert!(r.stdout.contains("[entry-position]"));
@@ -229,7 +282,8 @@ fn replayed_old_checkpoint() {
     let log_dir = dir.path().join("log");
     let mut log = build(&log_dir, 0, 20);
     let old_cp = log.checkpoint_text().unwrap();
-    log.append(&(20..30).map(entry).collect::<Vec<_>>()).unwrap();
+    log.append(&(20..30).map(entry).collect::<Vec<_>>())
+        .unwrap();
     let vkey = log.verifier_key();
     let state = dir.path().join("state.json");
     assert_eq!(audit_dir(&log_dir, &vkey, Some(&state)).code, 0);
@@ -246,12 +300,19 @@ fn missing_tile() {
     expect_failure(&r, "missing tile tile/0/000");
     let (dir, vkey, _) = honest(300);
     std::fs::remove_file(dir.path().join("log/tile/entries/001.p/44")).unwrap();
-    expect_failure(&audit_dir(&dir.path().join("log"), &vkey, None), "missing tile tile/entries/001.p/44");
+    expect_failure(
+        &audit_dir(&dir.path().join("log"), &vkey, None),
+        "missing tile tile/entries/001.p/44",
+    );
 }
 
 #[test]
 fn bit_flip_in_a_tile() {
-    for (path, offset) in [("log/tile/0/000", 1000usize), ("log/tile/1/000.p/1", 5), ("log/tile/0/001.p/44", 33)] {
+    for (path, offset) in [
+        ("log/tile/0/000", 1000usize),
+        ("log/tile/1/000.p/1", 5),
+        ("log/tile/0/001.p/44", 33),
+    ] {
         let (dir, vkey, _) = honest(300);
         let p = dir.path().join(path);
         let mut b = std::fs::read(&p).unwrap();
@@ -266,7 +327,10 @@ fn bit_flip_in_a_tile() {
 fn wrong_key_and_unreachable_log() {
     let (dir, _, _) = honest(5);
     let other = collective_attest::verifier_key_string(ORIGIN, &key(9).verifying_key());
-    expect_failure(&audit_dir(&dir.path().join("log"), &other, None), "checkpoint signature");
+    expect_failure(
+        &audit_dir(&dir.path().join("log"), &other, None),
+        "checkpoint signature",
+    );
     let r = audit(&["--log", "http://127.0.0.1:9/", "--log-key", &other]);
     assert_eq!(r.code, 1, "unreachable log: could not run\n{}", r.stderr);
     let r = audit(&["--log", "/nonexistent/log", "--log-key", &other]);
@@ -285,14 +349,26 @@ fn serve(dir: PathBuf) -> String {
                 let mut buf = [0u8; 4096];
                 let n = s.read(&mut buf).unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]);
-                let path = req.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+                let path = req
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_string();
                 let resp = match std::fs::read(dir.join(&path)) {
                     Ok(b) if !path.contains("..") => {
-                        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).into_bytes();
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            b.len()
+                        )
+                        .into_bytes();
                         r.extend(b);
                         r
                     }
-                    _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    _ => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
                 };
                 let _ = s.write_all(&resp);
             });
@@ -313,11 +389,21 @@ fn audit_over_http_and_single_entry_proofs() {
         .args(["log", "proof", "260", "--log", &url, "--log-key", &vkey])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bundle = dir.path().join("bundle.json");
     std::fs::write(&bundle, &out.stdout).unwrap();
     let v = Command::new(env!("CARGO_BIN_EXE_collective"))
-        .args(["log", "verify-bundle", bundle.to_str().unwrap(), "--log-key", &vkey])
+        .args([
+            "log",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+        ])
         .output()
         .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
@@ -325,13 +411,22 @@ fn audit_over_http_and_single_entry_proofs() {
     let tampered = String::from_utf8_lossy(&out.stdout).replace("\"index\": 260", "\"index\": 261");
     std::fs::write(&bundle, tampered).unwrap();
     let v = Command::new(env!("CARGO_BIN_EXE_collective"))
-        .args(["log", "verify-bundle", bundle.to_str().unwrap(), "--log-key", &vkey])
+        .args([
+            "log",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+        ])
         .output()
         .unwrap();
     assert_eq!(v.status.code(), Some(2));
     // A tile missing on the server is a failure, not an error.
     std::fs::remove_file(dir.path().join("log/tile/0/001.p/14")).unwrap();
-    expect_failure(&audit(&["--log", &url, "--log-key", &vkey]), "missing tile tile/0/001.p/14");
+    expect_failure(
+        &audit(&["--log", &url, "--log-key", &vkey]),
+        "missing tile tile/0/001.p/14",
+    );
 }
 
 // ---------- on chain: anchors and approvals (real anvil) ----------
@@ -341,24 +436,40 @@ mod anchor;
 
 mod chain {
     use super::*;
-    use collective_chain::devnet::{self, AnvilOptions, AnvilProcess, DevnetFile, GovernanceParams};
+    use collective_chain::devnet::{
+        self, AnvilOptions, AnvilProcess, DevnetFile, GovernanceParams,
+    };
     use collective_chain::*;
 
     async fn client(file: &DevnetFile, role: &str) -> ChainClient {
         let key = file.account(role).unwrap().signer().unwrap();
-        ChainClient::connect_deployment(&file.deployment, Some(key)).await.unwrap()
+        ChainClient::connect_deployment(&file.deployment, Some(key))
+            .await
+            .unwrap()
     }
 
     async fn pass(file: &DevnetFile, requester: &ChainClient, id: U256) {
         requester.fast_forward(id).await.unwrap();
-        client(file, "voter1").await.cast_vote(id, Support::For).await.unwrap();
-        assert_eq!(requester.fast_forward(id).await.unwrap(), ProposalState::Succeeded);
+        client(file, "voter1")
+            .await
+            .cast_vote(id, Support::For)
+            .await
+            .unwrap();
+        assert_eq!(
+            requester.fast_forward(id).await.unwrap(),
+            ProposalState::Succeeded
+        );
         requester.queue(id).await.unwrap();
         requester.fast_forward(id).await.unwrap();
         requester.execute(id).await.unwrap();
     }
 
-    fn audit_chain(dir: &Path, file: &DevnetFile, node_id: Option<B256>, vkey: Option<&str>) -> Run {
+    fn audit_chain(
+        dir: &Path,
+        file: &DevnetFile,
+        node_id: Option<B256>,
+        vkey: Option<&str>,
+    ) -> Run {
         let a = &file.deployment.addresses;
         let mut args = vec![
             "--log".to_string(),
@@ -385,9 +496,17 @@ mod chain {
     #[tokio::test(flavor = "multi_thread")]
     async fn anchors_and_approvals_on_chain() {
         let anvil_path = devnet::anvil_path();
-        assert!(anvil_path.exists(), "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)", anvil_path.display());
-        let anvil = AnvilProcess::spawn(&AnvilOptions::default()).await.expect("anvil starts");
-        let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default()).await.expect("suite deploys");
+        assert!(
+            anvil_path.exists(),
+            "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)",
+            anvil_path.display()
+        );
+        let anvil = AnvilProcess::spawn(&AnvilOptions::default())
+            .await
+            .expect("anvil starts");
+        let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default())
+            .await
+            .expect("suite deploys");
         let requester = client(&file, "requester").await;
         let operator = client(&file, "operator").await;
         let dir = tempfile::tempdir().unwrap();
@@ -405,7 +524,15 @@ mod chain {
             expires_at: 0,
             uri: "https://example.invalid/pr/1".into(),
         };
-        pass(&file, &requester, requester.propose_approval(&req, "approve tree 1").await.unwrap()).await;
+        pass(
+            &file,
+            &requester,
+            requester
+                .propose_approval(&req, "approve tree 1")
+                .await
+                .unwrap(),
+        )
+        .await;
         let node_id = B256::repeat_byte(0x42);
         let record = NodeRecord {
             encryption_recipient: "ssh-rsa AAAA".into(),
@@ -414,8 +541,20 @@ mod chain {
             operator: operator.sender().unwrap(),
             registered_block: 0,
         };
-        pass(&file, &requester, requester.propose_register_node(node_id, &record, "register node").await.unwrap()).await;
-        let ap = requester.approval(tree, 0).await.unwrap().expect("approved");
+        pass(
+            &file,
+            &requester,
+            requester
+                .propose_register_node(node_id, &record, "register node")
+                .await
+                .unwrap(),
+        )
+        .await;
+        let ap = requester
+            .approval(tree, 0)
+            .await
+            .unwrap()
+            .expect("approved");
 
         // The node deploys tree 1 citing the real approval, and anchors.
         let approval = ApprovalRef {
@@ -427,23 +566,46 @@ mod chain {
         };
         let mut p = Predicate::new(Decision::Deployed, "approved");
         p.approval = Some(approval.clone());
-        log.append(&[(subject.clone(), p.clone()), entry(1)]).unwrap();
-        let tx = anchor::anchor_latest(&log, &operator, node_id).await.unwrap();
+        log.append(&[(subject.clone(), p.clone()), entry(1)])
+            .unwrap();
+        let tx = anchor::anchor_latest(&log, &operator, node_id)
+            .await
+            .unwrap();
         assert!(tx.is_some());
-        assert!(anchor::anchor_latest(&log, &operator, node_id).await.unwrap().is_none(), "re-anchoring is a no-op");
+        assert!(
+            anchor::anchor_latest(&log, &operator, node_id)
+                .await
+                .unwrap()
+                .is_none(),
+            "re-anchoring is a no-op"
+        );
         let old_cp = log.checkpoint_text().unwrap();
-        log.append(&[entry(3), (subject.clone(), p.clone())]).unwrap();
-        anchor::anchor_latest(&log, &operator, node_id).await.unwrap().expect("anchored");
+        log.append(&[entry(3), (subject.clone(), p.clone())])
+            .unwrap();
+        anchor::anchor_latest(&log, &operator, node_id)
+            .await
+            .unwrap()
+            .expect("anchored");
 
         // Honest: the key comes from the chain, anchors and approvals check out.
         let r = audit_chain(&log_dir, &file, Some(node_id), None);
         assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-        assert!(r.stdout.contains("consistency with 2 on-chain anchor(s)"), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("consistency with 2 on-chain anchor(s)"),
+            "{}",
+            r.stdout
+        );
 
         // A fork served to this auditor: same key, same size, other entries.
         let fork = dir.path().join("fork");
         let mut f = Log::create_or_open(&fork, ORIGIN, key(1)).unwrap();
-        f.append(&[(subject.clone(), p.clone()), entry(7), entry(3), (subject.clone(), p.clone())]).unwrap();
+        f.append(&[
+            (subject.clone(), p.clone()),
+            entry(7),
+            entry(3),
+            (subject.clone(), p.clone()),
+        ])
+        .unwrap();
         let r = audit_chain(&fork, &file, Some(node_id), Some(&vkey));
         expect_failure(&r, "disagrees with the anchor");
         assert!(r.stdout.contains("[anchor-mismatch]"));
@@ -453,21 +615,30 @@ mod chain {
         std::fs::create_dir_all(&replay).unwrap();
         copy_dir(&log_dir, &replay);
         std::fs::write(replay.join("checkpoint"), &old_cp).unwrap();
-        expect_failure(&audit_chain(&replay, &file, Some(node_id), Some(&vkey)), "[anchor-ahead]");
+        expect_failure(
+            &audit_chain(&replay, &file, Some(node_id), Some(&vkey)),
+            "[anchor-ahead]",
+        );
 
         // A deployment citing an approval that does not exist.
         let bad = dir.path().join("bad");
         let mut b = Log::create_or_open(&bad, ORIGIN, key(1)).unwrap();
         let (other_tree, _) = entry(10);
         b.append(&[(other_tree, p.clone())]).unwrap();
-        expect_failure(&audit_chain(&bad, &file, None, Some(&vkey)), "was not approved at or before block");
+        expect_failure(
+            &audit_chain(&bad, &file, None, Some(&vkey)),
+            "was not approved at or before block",
+        );
         // A deployment citing a block hash the chain does not have.
         let bad2 = dir.path().join("bad2");
         let mut b = Log::create_or_open(&bad2, ORIGIN, key(1)).unwrap();
         let mut p2 = p.clone();
         p2.approval.as_mut().unwrap().block_hash = format!("0x{}", "ab".repeat(32));
         b.append(&[(subject.clone(), p2)]).unwrap();
-        expect_failure(&audit_chain(&bad2, &file, None, Some(&vkey)), "[approval-mismatch]");
+        expect_failure(
+            &audit_chain(&bad2, &file, None, Some(&vkey)),
+            "[approval-mismatch]",
+        );
         // Revoked before the cited block.
         let guardian = client(&file, "guardian").await;
         guardian.revoke(tree, "found a leak").await.unwrap();
@@ -483,4 +654,73 @@ mod chain {
         expect_failure(&audit_chain(&bad3, &file, None, Some(&vkey)), "was revoked");
         drop(anvil);
     }
+}
+
+// ---------- --repo: the trees the log names exist and recompute ----------
+
+#[test]
+fn repo_trees_exist_and_recompute() {
+    use collective_tree::git2::{Repository, Signature};
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("repo");
+    let repo = Repository::init(&repo_dir).unwrap();
+    std::fs::write(repo_dir.join("job.yaml"), "kind: batch\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("job.yaml")).unwrap();
+    let tree_oid = index.write_tree().unwrap();
+    let tree = repo.find_tree(tree_oid).unwrap();
+    let sig = Signature::now("t", "t@example.invalid").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "job", &tree, &[])
+        .unwrap();
+    let (ids, commit) = collective_tree::tree_ids_of_rev(&repo, "HEAD").unwrap();
+
+    let deployed = |sha1: &str, sha256: &str, commit: Option<String>| {
+        let mut p = Predicate::new(Decision::Deployed, "ok");
+        p.approval = entry(0).1.approval;
+        (
+            Subject {
+                tree_sha1: sha1.into(),
+                tree_sha256: sha256.into(),
+                commit,
+            },
+            p,
+        )
+    };
+    let repo_arg = repo_dir.display().to_string();
+    let run = |log_dir: &Path, vkey: &str| {
+        audit(&[
+            "--log",
+            log_dir.to_str().unwrap(),
+            "--log-key",
+            vkey,
+            "--repo",
+            &repo_arg,
+        ])
+    };
+
+    let good = dir.path().join("good");
+    let mut log = Log::create_or_open(&good, ORIGIN, key(1)).unwrap();
+    log.append(&[
+        deployed(&ids.sha1, &ids.sha256, Some(commit.to_string())),
+        entry(1),
+    ])
+    .unwrap();
+    let vkey = log.verifier_key();
+    let r = run(&good, &vkey);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("every tree exists in the repository"));
+
+    let missing = dir.path().join("missing");
+    let mut log = Log::create_or_open(&missing, ORIGIN, key(1)).unwrap();
+    log.append(&[deployed(&"1".repeat(40), &ids.sha256, None)])
+        .unwrap();
+    expect_failure(&run(&missing, &vkey), "is not in the repository");
+
+    let wrong = dir.path().join("wrong");
+    let mut log = Log::create_or_open(&wrong, ORIGIN, key(1)).unwrap();
+    log.append(&[deployed(&ids.sha1, &"2".repeat(64), None)])
+        .unwrap();
+    let r = run(&wrong, &vkey);
+    expect_failure(&r, "[tree-mismatch]");
+    assert!(r.stdout.contains(&ids.sha256), "names the recomputed id");
 }

@@ -21,7 +21,11 @@ use collective_chain::{ChainClient, ChainError, TxRef, B256};
 /// The log is only read (size and root are taken before any await, so the
 /// caller may keep appending on another task afterwards).
 #[tracing::instrument(skip(log, chain), fields(size = log.size()))]
-pub async fn anchor_latest(log: &Log, chain: &ChainClient, node_id: B256) -> Result<Option<TxRef>, ChainError> {
+pub async fn anchor_latest(
+    log: &Log,
+    chain: &ChainClient,
+    node_id: B256,
+) -> Result<Option<TxRef>, ChainError> {
     let (size, root) = (log.size(), B256::from(log.root()));
     anchor_checkpoint(chain, node_id, size, root).await
 }
@@ -44,7 +48,11 @@ pub async fn anchor_checkpoint(
         if last.size > size {
             // The contract will refuse (CheckpointShrinks); say why first:
             // the local log is behind what this node already published.
-            tracing::error!(anchored = last.size, local = size, "local log is smaller than its on-chain anchor");
+            tracing::error!(
+                anchored = last.size,
+                local = size,
+                "local log is smaller than its on-chain anchor"
+            );
         }
     }
     let tx = chain.anchor_checkpoint(node_id, size, root).await?;

@@ -66,7 +66,10 @@ impl HttpSource {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .context("building the HTTP client")?;
-        Ok(HttpSource { base: base.trim_end_matches('/').to_string(), client })
+        Ok(HttpSource {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        })
     }
 }
 
@@ -81,7 +84,11 @@ impl TileSource for HttpSource {
             path: path.to_string(),
             message,
         };
-        let resp = self.client.get(&url).send().map_err(|e| err(e.to_string()))?;
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .map_err(|e| err(e.to_string()))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -99,7 +106,9 @@ pub fn source(log: &str) -> anyhow::Result<Box<dyn TileSource + Send>> {
     } else {
         let dir = Path::new(log);
         if !dir.is_dir() {
-            return Err(Exit::usage(format!("--log {log}: not a directory or http(s) URL")));
+            return Err(Exit::usage(format!(
+                "--log {log}: not a directory or http(s) URL"
+            )));
         }
         Ok(Box::new(collective_attest::DirSource::new(dir)))
     }
@@ -114,16 +123,19 @@ pub fn read_key(k: &str) -> anyhow::Result<String> {
         k.to_string()
     };
     let key = key.trim().to_string();
-    collective_attest::parse_verifier_key(&key).map_err(|e| Exit::usage(format!("--log-key: {e}")))?;
+    collective_attest::parse_verifier_key(&key)
+        .map_err(|e| Exit::usage(format!("--log-key: {e}")))?;
     Ok(key)
 }
 
 fn parse_addr(flag: &str, s: &str) -> anyhow::Result<Address> {
-    s.parse().map_err(|e| Exit::usage(format!("{flag} {s}: {e}")))
+    s.parse()
+        .map_err(|e| Exit::usage(format!("{flag} {s}: {e}")))
 }
 
 fn parse_b256(flag: &str, s: &str) -> anyhow::Result<B256> {
-    s.parse().map_err(|e| Exit::usage(format!("{flag} {s}: {e}")))
+    s.parse()
+        .map_err(|e| Exit::usage(format!("{flag} {s}: {e}")))
 }
 
 pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
@@ -143,28 +155,42 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
             if let Some(c) = &args.code_registry {
                 a.code_registry = parse_addr("--code-registry", c)?;
             }
-            let client = ChainClient::connect(rpc, a, None).await.with_context(|| format!("connecting to {rpc}"))?;
+            let client = ChainClient::connect(rpc, a, None)
+                .await
+                .with_context(|| format!("connecting to {rpc}"))?;
             Some(client)
         }
         None => None,
     };
-    let node_id = args.node_id.as_deref().map(|s| parse_b256("--node-id", s)).transpose()?;
+    let node_id = args
+        .node_id
+        .as_deref()
+        .map(|s| parse_b256("--node-id", s))
+        .transpose()?;
 
     let vkey = match (&args.log_key, &chain, node_id) {
         (Some(k), _, _) => read_key(k)?,
         (None, Some(c), Some(id)) => {
-            let rec = c.node(id).await.context("reading the node's record")?.ok_or_else(|| {
-                Exit::refused(format!("node {id} is not registered in the NodeRegistry"))
-            })?;
+            let rec = c
+                .node(id)
+                .await
+                .context("reading the node's record")?
+                .ok_or_else(|| {
+                    Exit::refused(format!("node {id} is not registered in the NodeRegistry"))
+                })?;
             read_key(&rec.log_public_key)?
         }
-        _ => return Err(Exit::usage("--log-key is required (or --rpc, --node-registry and --node-id to read it from chain)")),
+        _ => return Err(Exit::usage(
+            "--log-key is required (or --rpc, --node-registry and --node-id to read it from chain)",
+        )),
     };
 
     let previous = match &args.state {
         Some(p) if p.exists() => {
-            let json = std::fs::read_to_string(p).with_context(|| format!("reading --state {}", p.display()))?;
-            let (st, _) = AuditorState::from_json(&json, &vkey).with_context(|| format!("--state {}", p.display()))?;
+            let json = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --state {}", p.display()))?;
+            let (st, _) = AuditorState::from_json(&json, &vkey)
+                .with_context(|| format!("--state {}", p.display()))?;
             Some(st)
         }
         _ => None,
@@ -176,14 +202,22 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     let prev = previous.clone();
     let (mut report, src) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let src = source(&log)?;
-        let report = collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), AuditOptions::default())
-            .with_context(|| format!("auditing {log}"))?;
+        let report =
+            collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), AuditOptions::default())
+                .with_context(|| format!("auditing {log}"))?;
         Ok((report, src))
     })
     .await??;
 
     if let Some(chain) = &chain {
-        chain_checks(chain, node_id, args.code_registry.is_some(), &mut report, src).await?;
+        chain_checks(
+            chain,
+            node_id,
+            args.code_registry.is_some(),
+            &mut report,
+            src,
+        )
+        .await?;
     }
     if let Some(repo) = &args.repo {
         let repo = repo.clone();
@@ -203,12 +237,17 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     }
     let human = render(&report);
     out.result(&report, human)?;
-    Ok(if ok { crate::exit::OK } else { crate::exit::REFUSED })
+    Ok(if ok {
+        crate::exit::OK
+    } else {
+        crate::exit::REFUSED
+    })
 }
 
 fn write_state(path: &Path, state: &AuditorState) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
@@ -221,8 +260,14 @@ async fn chain_checks(
     src: Box<dyn TileSource + Send>,
 ) -> anyhow::Result<()> {
     if let Some(id) = node_id {
-        let anchors = chain.anchors(id).await.context("reading on-chain anchors")?;
-        let list: Vec<(u64, [u8; 32], u64)> = anchors.iter().map(|a| (a.size, a.root.0, a.block_number)).collect();
+        let anchors = chain
+            .anchors(id)
+            .await
+            .context("reading on-chain anchors")?;
+        let list: Vec<(u64, [u8; 32], u64)> = anchors
+            .iter()
+            .map(|a| (a.size, a.root.0, a.block_number))
+            .collect();
         let mut r = std::mem::replace(report, AuditReport::new(String::new(), 0));
         r = tokio::task::spawn_blocking(move || {
             collective_attest::check_anchors(src.as_ref(), &mut r, &list);
@@ -239,9 +284,16 @@ async fn chain_checks(
     let registry = format!("{:#x}", chain.addresses().code_registry);
     let mut cache: HashMap<(String, u64), Option<collective_chain::Approval>> = HashMap::new();
     let mut failures = Vec::new();
-    for e in report.entries.iter().filter(|e| e.decision.needs_approval()) {
+    for e in report
+        .entries
+        .iter()
+        .filter(|e| e.decision.needs_approval())
+    {
         let Some(a) = &e.approval else {
-            failures.push((FailureKind::ApprovalMissing, format!("entry {} ({}) cites no approval", e.index, e.decision)));
+            failures.push((
+                FailureKind::ApprovalMissing,
+                format!("entry {} ({}) cites no approval", e.index, e.decision),
+            ));
             continue;
         };
         if a.chain_id != chain_id || !a.contract.eq_ignore_ascii_case(&registry) {
@@ -257,36 +309,54 @@ async fn chain_checks(
         let tree: B256 = match e.tree_sha256.parse() {
             Ok(t) => t,
             Err(_) => {
-                failures.push((FailureKind::ApprovalMismatch, format!("entry {}: bad tree id", e.index)));
+                failures.push((
+                    FailureKind::ApprovalMismatch,
+                    format!("entry {}: bad tree id", e.index),
+                ));
                 continue;
             }
         };
         let key = (e.tree_sha256.clone(), a.block_number);
         if !cache.contains_key(&key) {
-            let got = chain.approval_at_block(tree, a.block_number).await.context("reading an approval")?;
+            let got = chain
+                .approval_at_block(tree, a.block_number)
+                .await
+                .context("reading an approval")?;
             cache.insert(key.clone(), got);
         }
         match &cache[&key] {
             None => failures.push((
                 FailureKind::ApprovalMissing,
-                format!("entry {} ({}): tree {} was not approved at or before block {}", e.index, e.decision, e.tree_sha256, a.block_number),
+                format!(
+                    "entry {} ({}): tree {} was not approved at or before block {}",
+                    e.index, e.decision, e.tree_sha256, a.block_number
+                ),
             )),
             Some(ap) if ap.revoked => failures.push((
                 FailureKind::ApprovalRevoked,
-                format!("entry {} ({}): the approval of tree {} was revoked at block {} ({})", e.index, e.decision, e.tree_sha256, a.block_number, ap.revoke_reason),
+                format!(
+                    "entry {} ({}): the approval of tree {} was revoked at block {} ({})",
+                    e.index, e.decision, e.tree_sha256, a.block_number, ap.revoke_reason
+                ),
             )),
             Some(ap) => {
                 let sha1 = format!("{:x}", ap.tree_sha1);
                 if sha1.trim_start_matches("0x") != e.tree_sha1 {
                     failures.push((
                         FailureKind::ApprovalMismatch,
-                        format!("entry {}: approved tree sha1 {sha1} differs from the entry's {}", e.index, e.tree_sha1),
+                        format!(
+                            "entry {}: approved tree sha1 {sha1} differs from the entry's {}",
+                            e.index, e.tree_sha1
+                        ),
                     ));
                 }
                 if !format!("{:#x}", ap.approved_tx).eq_ignore_ascii_case(&a.tx_hash) {
                     failures.push((
                         FailureKind::ApprovalMismatch,
-                        format!("entry {} cites approval tx {}, the chain says {:#x}", e.index, a.tx_hash, ap.approved_tx),
+                        format!(
+                            "entry {} cites approval tx {}, the chain says {:#x}",
+                            e.index, a.tx_hash, ap.approved_tx
+                        ),
                     ));
                 }
                 match chain.block_hash(a.block_number).await.context("reading a block hash")? {
@@ -311,9 +381,13 @@ async fn chain_checks(
     Ok(())
 }
 
-fn repo_checks(repo: &Path, entries: &[EntrySummary]) -> anyhow::Result<Vec<(FailureKind, String)>> {
+fn repo_checks(
+    repo: &Path,
+    entries: &[EntrySummary],
+) -> anyhow::Result<Vec<(FailureKind, String)>> {
     use collective_tree::git2::Oid;
-    let repo = collective_tree::open_repo(repo).with_context(|| format!("opening --repo {}", repo.display()))?;
+    let repo = collective_tree::open_repo(repo)
+        .with_context(|| format!("opening --repo {}", repo.display()))?;
     let mut seen: HashMap<String, Option<String>> = HashMap::new();
     let mut out = Vec::new();
     for e in entries.iter().filter(|e| e.decision.needs_approval()) {
@@ -326,11 +400,17 @@ fn repo_checks(repo: &Path, entries: &[EntrySummary]) -> anyhow::Result<Vec<(Fai
         match recomputed {
             None => out.push((
                 FailureKind::TreeMissing,
-                format!("entry {} ({}): tree {} is not in the repository", e.index, e.decision, e.tree_sha1),
+                format!(
+                    "entry {} ({}): tree {} is not in the repository",
+                    e.index, e.decision, e.tree_sha1
+                ),
             )),
             Some(s) if *s != e.tree_sha256 => out.push((
                 FailureKind::TreeMismatch,
-                format!("entry {}: tree {} has sha256 id {s} in the repository, the log says {}", e.index, e.tree_sha1, e.tree_sha256),
+                format!(
+                    "entry {}: tree {} has sha256 id {s} in the repository, the log says {}",
+                    e.index, e.tree_sha1, e.tree_sha256
+                ),
             )),
             Some(_) => {}
         }
@@ -339,7 +419,12 @@ fn repo_checks(repo: &Path, entries: &[EntrySummary]) -> anyhow::Result<Vec<(Fai
                 if commit.tree_id().to_string() != e.tree_sha1 {
                     out.push((
                         FailureKind::TreeMismatch,
-                        format!("entry {}: commit {c} has tree {}, the log says {}", e.index, commit.tree_id(), e.tree_sha1),
+                        format!(
+                            "entry {}: commit {c} has tree {}, the log says {}",
+                            e.index,
+                            commit.tree_id(),
+                            e.tree_sha1
+                        ),
                     ));
                 }
             }
@@ -358,7 +443,11 @@ pub fn render(r: &AuditReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "audit of {}", r.source);
     if let Some(c) = &r.checkpoint {
-        let _ = writeln!(s, "checkpoint: {} size {} root {}", c.origin, c.size, c.root);
+        let _ = writeln!(
+            s,
+            "checkpoint: {} size {} root {}",
+            c.origin, c.size, c.root
+        );
     }
     if let Some(p) = &r.previous {
         let _ = writeln!(s, "last seen:  size {} root {}", p.size, p.root);
@@ -375,7 +464,13 @@ pub fn render(r: &AuditReport) -> String {
             let _ = writeln!(s, "  ({skip} earlier entries not shown; use --json)");
         }
         for e in &r.entries[skip..] {
-            let mut line = format!("  #{:<5} {}  {:<12} tree {}", e.index, e.time, e.decision.as_str(), short(&e.tree_sha1));
+            let mut line = format!(
+                "  #{:<5} {}  {:<12} tree {}",
+                e.index,
+                e.time,
+                e.decision.as_str(),
+                short(&e.tree_sha1)
+            );
             if let Some(c) = &e.commit {
                 let _ = write!(line, " commit {}", short(c));
             }
@@ -383,7 +478,13 @@ pub fn render(r: &AuditReport) -> String {
                 let _ = write!(line, " job {j}");
             }
             if let Some(a) = &e.approval {
-                let _ = write!(line, "  approved: chain {} block {} tx {}", a.chain_id, a.block_number, short(&a.tx_hash));
+                let _ = write!(
+                    line,
+                    "  approved: chain {} block {} tx {}",
+                    a.chain_id,
+                    a.block_number,
+                    short(&a.tx_hash)
+                );
             }
             if !e.reason.is_empty() {
                 let _ = write!(line, "  ({})", e.reason);
@@ -392,12 +493,19 @@ pub fn render(r: &AuditReport) -> String {
         }
     }
     if r.ok() {
-        let _ = write!(s, "VERIFIED: {} entries, every check passed", r.entries_verified);
+        let _ = write!(
+            s,
+            "VERIFIED: {} entries, every check passed",
+            r.entries_verified
+        );
     } else {
         let n = r.failures.len() as u64 + r.failures_not_listed;
         let _ = writeln!(s, "FAILED: {n} failure(s)");
         for f in &r.failures {
-            let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             let _ = writeln!(s, "  [{kind}] {}", f.message);
         }
         if r.failures_not_listed > 0 {

@@ -34,14 +34,19 @@ pub enum LogCommand {
 
 pub async fn run(c: LogCommand, out: Output) -> anyhow::Result<u8> {
     match c {
-        LogCommand::Proof { index, log, log_key } => {
+        LogCommand::Proof {
+            index,
+            log,
+            log_key,
+        } => {
             let vkey = read_key(&log_key)?;
             let bundle = tokio::task::spawn_blocking(move || -> anyhow::Result<ProofBundle> {
                 let src = source(&log)?;
                 let cp = src
                     .read(collective_attest::tiles::CHECKPOINT_PATH)?
                     .ok_or_else(|| anyhow::anyhow!("{log}: no checkpoint"))?;
-                ProofBundle::build(src.as_ref(), &cp, &vkey, index).map_err(|e| Exit::refused(e.to_string()))
+                ProofBundle::build(src.as_ref(), &cp, &vkey, index)
+                    .map_err(|e| Exit::refused(e.to_string()))
             })
             .await??;
             // The bundle is a document either way: always JSON.
@@ -51,18 +56,17 @@ pub async fn run(c: LogCommand, out: Output) -> anyhow::Result<u8> {
         }
         LogCommand::VerifyBundle { file, log_key } => {
             let vkey = read_key(&log_key)?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let bundle: ProofBundle =
-                serde_json::from_str(&text).map_err(|e| Exit::usage(format!("{}: not a proof bundle: {e}", file.display())))?;
-            let st = bundle.verify(&vkey).map_err(|e| Exit::refused(format!("proof bundle does not verify: {e}")))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let bundle: ProofBundle = serde_json::from_str(&text)
+                .map_err(|e| Exit::usage(format!("{}: not a proof bundle: {e}", file.display())))?;
+            let st = bundle
+                .verify(&vkey)
+                .map_err(|e| Exit::refused(format!("proof bundle does not verify: {e}")))?;
             let p = &st.predicate;
             let human = format!(
                 "VERIFIED: entry {} of {}: {} at {} ({})",
-                bundle.index,
-                p.log_origin,
-                p.decision,
-                p.time,
-                p.reason
+                bundle.index, p.log_origin, p.decision, p.time, p.reason
             );
             out.result(&st, human)?;
             Ok(crate::exit::OK)
