@@ -626,3 +626,50 @@ fn crash_kill9_keeps_every_acknowledged_entry() {
     }
     assert!(acked.unwrap_or(0) > 30, "the child made progress");
 }
+
+// ---------- hostile input never panics ----------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn parsers_of_untrusted_input_do_not_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), n in 0usize..8) {
+        let vk = key(1).verifying_key();
+        let _ = collective_attest::tiles::decode_bundle("fuzz", &bytes, n);
+        let _ = collective_attest::entry::open_entry(&bytes, &vk, 0);
+        let vkey = collective_attest::verifier_key_string(ORIGIN, &vk);
+        let _ = verify_checkpoint(&bytes, &vkey);
+        let _ = collective_attest::parse_verifier_key(&String::from_utf8_lossy(&bytes));
+        if let Ok(b) = serde_json::from_slice::<ProofBundle>(&bytes) {
+            let _ = b.verify(&vkey);
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn audit_of_garbage_tiles_fails_cleanly(flips in proptest::collection::vec((0usize..4, any::<usize>(), any::<u8>()), 1..6)) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = new_log(dir.path(), 300);
+        let vkey = log.verifier_key();
+        drop(log);
+        let files = ["tile/0/000", "tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/001.p/44"];
+        let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(dir.path().join(f)).unwrap()).collect();
+        for (f, pos, x) in flips {
+            let p = dir.path().join(files[f]);
+            let mut b = std::fs::read(&p).unwrap();
+            let i = pos % b.len();
+            let x = if x == 0 { 1 } else { x };
+            b[i] ^= x;
+            std::fs::write(&p, b).unwrap();
+        }
+        let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(dir.path().join(f)).unwrap()).collect();
+        let changed = before != after;
+        prop_assume!(changed, "flips cancelled out");
+        let r = full_audit(dir.path(), &vkey, None);
+        prop_assert!(changed && !r.ok(), "a damaged log must not verify");
+    }
+}
