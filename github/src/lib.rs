@@ -16,6 +16,8 @@
 //!   edit their comment or hide the node's one.
 
 mod client;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod merge;
 mod watch;
 

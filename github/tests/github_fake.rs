@@ -6,8 +6,6 @@
 //! and the client parses them with octocrab's models, so a shape mismatch
 //! fails here. It is stateful: posted comments and statuses are listed back.
 
-#![recursion_limit = "512"]
-
 /// The example pull requests' jobs (same test binary: one per crate).
 #[path = "examples/jobs.rs"]
 mod examples_jobs;
@@ -22,9 +20,8 @@ use collective_github::{
     PrWatcher, RetryPolicy, SecretString, TreeState, WatchConfig, COMMENT_MARKER,
 };
 use git2::{Oid, Repository};
-use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 const OWNER: &str = "acme-health";
 const REPO: &str = "collective-jobs";
@@ -32,295 +29,36 @@ const REPO: &str = "collective-jobs";
 const TOKEN: &str = "ghp_SENTINELtokenDoNotLeak0123456789abcd";
 const BOT: &str = "collective-node-bot";
 
-// ---------------------------------------------------------------- shapes
+// ---------------------------------------------------------------- fake
 
-fn user(login: &str, id: u64) -> Value {
-    let api = format!("https://api.github.com/users/{login}");
-    json!({
-        "login": login, "id": id, "node_id": format!("MDQ6VXNlcj{id}"),
-        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"), "gravatar_id": "",
-        "url": api, "html_url": format!("https://github.com/{login}"),
-        "followers_url": format!("{api}/followers"), "following_url": format!("{api}/following{{/other_user}}"),
-        "gists_url": format!("{api}/gists{{/gist_id}}"), "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
-        "subscriptions_url": format!("{api}/subscriptions"), "organizations_url": format!("{api}/orgs"),
-        "repos_url": format!("{api}/repos"), "events_url": format!("{api}/events{{/privacy}}"),
-        "received_events_url": format!("{api}/received_events"), "type": "User", "site_admin": false
-    })
-}
+use collective_github::fake::{github_error as gh_error, FakeGithub, FakePull};
 
-fn repository(clone_url: &str) -> Value {
-    let api = format!("https://api.github.com/repos/{OWNER}/{REPO}");
-    json!({
-        "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": REPO, "full_name": format!("{OWNER}/{REPO}"),
-        "owner": user(OWNER, 9001), "private": false, "html_url": format!("https://github.com/{OWNER}/{REPO}"),
-        "description": "Jobs the acme-health collective may run", "fork": false, "url": api,
-        "archive_url": format!("{api}/{{archive_format}}{{/ref}}"), "assignees_url": format!("{api}/assignees{{/user}}"),
-        "blobs_url": format!("{api}/git/blobs{{/sha}}"), "branches_url": format!("{api}/branches{{/branch}}"),
-        "collaborators_url": format!("{api}/collaborators{{/collaborator}}"), "comments_url": format!("{api}/comments{{/number}}"),
-        "commits_url": format!("{api}/commits{{/sha}}"), "compare_url": format!("{api}/compare/{{base}}...{{head}}"),
-        "contents_url": format!("{api}/contents/{{+path}}"), "contributors_url": format!("{api}/contributors"),
-        "deployments_url": format!("{api}/deployments"), "downloads_url": format!("{api}/downloads"),
-        "events_url": format!("{api}/events"), "forks_url": format!("{api}/forks"),
-        "git_commits_url": format!("{api}/git/commits{{/sha}}"), "git_refs_url": format!("{api}/git/refs{{/sha}}"),
-        "git_tags_url": format!("{api}/git/tags{{/sha}}"), "git_url": format!("git://github.com/{OWNER}/{REPO}.git"),
-        "issue_comment_url": format!("{api}/issues/comments{{/number}}"), "issue_events_url": format!("{api}/issues/events{{/number}}"),
-        "issues_url": format!("{api}/issues{{/number}}"), "keys_url": format!("{api}/keys{{/key_id}}"),
-        "labels_url": format!("{api}/labels{{/name}}"), "languages_url": format!("{api}/languages"),
-        "merges_url": format!("{api}/merges"), "milestones_url": format!("{api}/milestones{{/number}}"),
-        "notifications_url": format!("{api}/notifications{{?since,all,participating}}"),
-        "pulls_url": format!("{api}/pulls{{/number}}"), "releases_url": format!("{api}/releases{{/id}}"),
-        "ssh_url": format!("git@github.com:{OWNER}/{REPO}.git"), "stargazers_url": format!("{api}/stargazers"),
-        "statuses_url": format!("{api}/statuses/{{sha}}"), "subscribers_url": format!("{api}/subscribers"),
-        "subscription_url": format!("{api}/subscription"), "tags_url": format!("{api}/tags"),
-        "teams_url": format!("{api}/teams"), "trees_url": format!("{api}/git/trees{{/sha}}"),
-        "clone_url": clone_url, "mirror_url": null, "hooks_url": format!("{api}/hooks"),
-        "svn_url": format!("https://github.com/{OWNER}/{REPO}"), "homepage": null, "language": "Python",
-        "forks_count": 3, "stargazers_count": 12, "watchers_count": 12, "size": 108, "default_branch": "main",
-        "open_issues_count": 2, "is_template": false, "topics": ["dao", "data-cooperative"], "has_issues": true,
-        "has_projects": false, "has_wiki": false, "has_pages": false, "has_downloads": true, "archived": false,
-        "disabled": false, "visibility": "public", "pushed_at": "2026-11-30T10:06:43Z",
-        "created_at": "2026-01-26T19:01:12Z", "updated_at": "2026-11-30T10:14:43Z",
-        "permissions": {"admin": false, "push": false, "pull": true},
-        "allow_rebase_merge": true, "temp_clone_token": "", "allow_squash_merge": true, "allow_auto_merge": false,
-        "delete_branch_on_merge": true, "allow_merge_commit": true, "subscribers_count": 4, "network_count": 3,
-        "license": {"key": "apache-2.0", "name": "Apache License 2.0", "url": "https://api.github.com/licenses/apache-2.0",
-                    "spdx_id": "Apache-2.0", "node_id": "MDc6TGljZW5zZTI="},
-        "forks": 3, "open_issues": 2, "watchers": 12
-    })
-}
+struct Fake(FakeGithub);
 
-struct PullSpec {
-    number: u64,
-    title: String,
-    body: String,
-    head_sha: String,
-    head_ref: String,
-    base_sha: String,
-    author: String,
-}
-
-fn pull(p: &PullSpec, clone_url: &str) -> Value {
-    let api = format!("https://api.github.com/repos/{OWNER}/{REPO}");
-    let html = format!("https://github.com/{OWNER}/{REPO}/pull/{}", p.number);
-    let n = p.number;
-    json!({
-        "url": format!("{api}/pulls/{n}"), "id": 1_000_000 + n, "node_id": format!("PR_kwDOAbc{n}"),
-        "html_url": html, "diff_url": format!("{html}.diff"), "patch_url": format!("{html}.patch"),
-        "issue_url": format!("{api}/issues/{n}"), "commits_url": format!("{api}/pulls/{n}/commits"),
-        "review_comments_url": format!("{api}/pulls/{n}/comments"), "review_comment_url": format!("{api}/pulls/comments{{/number}}"),
-        "comments_url": format!("{api}/issues/{n}/comments"), "statuses_url": format!("{api}/statuses/{}", p.head_sha),
-        "number": n, "state": "open", "locked": false, "title": p.title, "user": user(&p.author, 4242),
-        "body": p.body, "labels": [], "milestone": null, "active_lock_reason": null,
-        "created_at": "2026-11-30T09:01:12Z", "updated_at": "2026-11-30T09:31:12Z",
-        "closed_at": null, "merged_at": null, "merge_commit_sha": null,
-        "assignee": null, "assignees": [], "requested_reviewers": [], "requested_teams": [],
-        "head": {"label": format!("{}:{}", p.author, p.head_ref), "ref": p.head_ref, "sha": p.head_sha,
-                 "user": user(&p.author, 4242), "repo": repository(clone_url)},
-        "base": {"label": format!("{OWNER}:main"), "ref": "main", "sha": p.base_sha,
-                 "user": user(OWNER, 9001), "repo": repository(clone_url)},
-        "_links": {
-            "self": {"href": format!("{api}/pulls/{n}")}, "html": {"href": html},
-            "issue": {"href": format!("{api}/issues/{n}")}, "comments": {"href": format!("{api}/issues/{n}/comments")},
-            "review_comments": {"href": format!("{api}/pulls/{n}/comments")},
-            "review_comment": {"href": format!("{api}/pulls/comments{{/number}}")},
-            "commits": {"href": format!("{api}/pulls/{n}/commits")}, "statuses": {"href": format!("{api}/statuses/{}", p.head_sha)}
-        },
-        "author_association": "CONTRIBUTOR", "auto_merge": null, "draft": false
-    })
-}
-
-fn comment(id: u64, issue: u64, body: &str, login: &str) -> Value {
-    let api = format!("https://api.github.com/repos/{OWNER}/{REPO}");
-    json!({
-        "id": id, "node_id": format!("IC_kwDOAbc{id}"), "url": format!("{api}/issues/comments/{id}"),
-        "html_url": format!("https://github.com/{OWNER}/{REPO}/pull/{issue}#issuecomment-{id}"),
-        "body": body, "user": user(login, if login == BOT { 77 } else { 666 }),
-        "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z",
-        "issue_url": format!("{api}/issues/{issue}"), "author_association": "NONE",
-        "performed_via_github_app": null,
-        "reactions": {"url": format!("{api}/issues/comments/{id}/reactions"), "total_count": 0, "+1": 0, "-1": 0,
-                      "laugh": 0, "hooray": 0, "confused": 0, "heart": 0, "rocket": 0, "eyes": 0}
-    })
-}
-
-fn status(
-    id: u64,
-    sha: &str,
-    state: &str,
-    description: &str,
-    context: &str,
-    target_url: Value,
-) -> Value {
-    json!({
-        "url": format!("https://api.github.com/repos/{OWNER}/{REPO}/statuses/{sha}"),
-        "avatar_url": "https://avatars.githubusercontent.com/u/77?v=4", "id": id, "node_id": format!("SC_kwDOAbc{id}"),
-        "state": state, "description": description, "target_url": target_url, "context": context,
-        "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z", "creator": user(BOT, 77)
-    })
-}
-
-// ---------------------------------------------------------------- stateful fake
-
-#[derive(Default)]
-struct State {
-    pulls: Vec<PullSpec>,
-    clone_url: String,
-    comments: Vec<(u64 /*issue*/, Value)>,
-    statuses: HashMap<String, Vec<Value>>, // newest first
-    next_id: u64,
-    /// (method, path) of every request, and whether it carried the right token.
-    log: Vec<(String, String, bool)>,
-}
-
-#[derive(Clone)]
-struct Api(Arc<Mutex<State>>);
-
-fn gh_error(code: u16, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(code).set_body_json(json!({
-        "message": message, "documentation_url": "https://docs.github.com/rest", "status": code.to_string()
-    }))
-}
-
-impl Respond for Api {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut st = self.0.lock().unwrap();
-        let auth_ok = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Bearer {TOKEN}"));
-        let p = req.url.path().to_string();
-        st.log.push((req.method.to_string(), p.clone(), auth_ok));
-        if !auth_ok {
-            return gh_error(401, "Bad credentials");
-        }
-        let segs: Vec<&str> = p.trim_matches('/').split('/').collect();
-        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-        let m = req.method.as_str();
-        match (m, segs.as_slice()) {
-            ("GET", ["user"]) => ResponseTemplate::new(200).set_body_json(user(BOT, 77)),
-            ("GET", ["repos", o, r, "pulls"]) if *o == OWNER && *r == REPO => {
-                let v: Vec<Value> = st.pulls.iter().map(|pr| pull(pr, &st.clone_url)).collect();
-                ResponseTemplate::new(200).set_body_json(v)
-            }
-            ("GET", ["repos", o, r, "pulls", n]) if *o == OWNER && *r == REPO => {
-                match st.pulls.iter().find(|pr| pr.number.to_string() == *n) {
-                    Some(pr) => ResponseTemplate::new(200).set_body_json(pull(pr, &st.clone_url)),
-                    None => gh_error(404, "Not Found"),
-                }
-            }
-            ("GET", ["repos", _, _, "issues", n, "comments"]) => {
-                let n: u64 = n.parse().unwrap();
-                let v: Vec<Value> = st
-                    .comments
-                    .iter()
-                    .filter(|(i, _)| *i == n)
-                    .map(|(_, c)| c.clone())
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(v)
-            }
-            ("POST", ["repos", _, _, "issues", n, "comments"]) => {
-                let n: u64 = n.parse().unwrap();
-                st.next_id += 1;
-                let c = comment(1000 + st.next_id, n, body["body"].as_str().unwrap(), BOT);
-                st.comments.push((n, c.clone()));
-                ResponseTemplate::new(201).set_body_json(c)
-            }
-            ("PATCH", ["repos", _, _, "issues", "comments", id]) => {
-                let id: u64 = id.parse().unwrap();
-                match st.comments.iter_mut().find(|(_, c)| c["id"] == id) {
-                    Some((_, c)) if c["user"]["login"] == BOT => {
-                        c["body"] = body["body"].clone();
-                        c["updated_at"] = json!("2026-11-30T11:00:00Z");
-                        ResponseTemplate::new(200).set_body_json(c.clone())
-                    }
-                    Some(_) => gh_error(403, "Must have admin rights to Repository."),
-                    None => gh_error(404, "Not Found"),
-                }
-            }
-            ("GET", ["repos", _, _, "commits", sha, "statuses"]) => ResponseTemplate::new(200)
-                .set_body_json(st.statuses.get(*sha).cloned().unwrap_or_default()),
-            ("POST", ["repos", _, _, "statuses", sha]) => {
-                let d = body["description"].as_str().unwrap_or("");
-                if d.chars().count() > 140 {
-                    return gh_error(422, "Validation Failed");
-                }
-                st.next_id += 1;
-                let s = status(
-                    st.next_id,
-                    sha,
-                    body["state"].as_str().unwrap(),
-                    d,
-                    body["context"].as_str().unwrap_or("default"),
-                    body.get("target_url").cloned().unwrap_or(Value::Null),
-                );
-                st.statuses
-                    .entry(sha.to_string())
-                    .or_default()
-                    .insert(0, s.clone());
-                ResponseTemplate::new(201).set_body_json(s)
-            }
-            _ => gh_error(404, "Not Found"),
-        }
+impl std::ops::Deref for Fake {
+    type Target = FakeGithub;
+    fn deref(&self) -> &FakeGithub {
+        &self.0
     }
-}
-
-struct Fake {
-    server: MockServer,
-    state: Arc<Mutex<State>>,
 }
 
 impl Fake {
     async fn start(clone_url: &str) -> Fake {
-        let server = MockServer::start().await;
-        let state = Arc::new(Mutex::new(State {
-            clone_url: clone_url.to_string(),
-            ..Default::default()
-        }));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Api(state.clone()))
-            .with_priority(10)
-            .mount(&server)
-            .await;
-        Fake { server, state }
+        Fake(FakeGithub::start(OWNER, REPO, TOKEN, BOT, clone_url).await)
     }
+    /// The fake's config with fast retries.
     fn config(&self) -> GithubConfig {
         GithubConfig {
-            api_url: self.server.uri(),
-            owner: OWNER.into(),
-            repo: REPO.into(),
-            token: Some(SecretString::from(TOKEN.to_string())),
             retry: fast_retry(),
+            ..self.0.config()
         }
     }
-    fn statuses(&self, sha: &str) -> Vec<(String, String)> {
-        let st = self.state.lock().unwrap();
-        st.statuses
-            .get(sha)
-            .map(|v| {
-                v.iter()
-                    .map(|s| {
-                        (
-                            s["state"].as_str().unwrap().to_string(),
-                            s["description"].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-    fn comments(&self, issue: u64) -> Vec<Value> {
-        self.state
-            .lock()
-            .unwrap()
-            .comments
-            .iter()
-            .filter(|(i, _)| *i == issue)
-            .map(|(_, c)| c.clone())
-            .collect()
-    }
     fn requests(&self) -> Vec<(String, String, bool)> {
-        self.state.lock().unwrap().log.clone()
+        self.0
+            .requests()
+            .into_iter()
+            .map(|r| (r.method, r.path, r.authorized))
+            .collect()
     }
 }
 
@@ -424,13 +162,14 @@ impl Remote {
     }
 }
 
-fn spec(number: u64, head: Oid, base: Oid, body: &str) -> PullSpec {
-    PullSpec {
+fn spec(number: u64, head: Oid, base: Oid, body: &str) -> FakePull {
+    FakePull {
         number,
         title: format!("Train a risk model (#{number})"),
         body: body.to_string(),
         head_sha: head.to_string(),
         head_ref: format!("requester/job-{number}"),
+        base_ref: "main".into(),
         base_sha: base.to_string(),
         author: "requester-ann".into(),
     }
@@ -492,11 +231,7 @@ async fn lists_open_pulls_from_real_shapes() {
         ],
     );
     let fake = Fake::start(&r.url()).await;
-    fake.state
-        .lock()
-        .unwrap()
-        .pulls
-        .push(spec(7, head, r.base, "Recipient: age1requester"));
+    fake.open_pull(spec(7, head, r.base, "Recipient: age1requester"));
     let client = GithubClient::new(fake.config()).unwrap();
     let pulls = client.list_open_pulls().await.unwrap();
     assert_eq!(pulls.len(), 1);
@@ -530,7 +265,7 @@ async fn sync_posts_status_and_one_comment_then_follows_state() {
         ],
     );
     let fake = Fake::start(&r.url()).await;
-    fake.state.lock().unwrap().pulls.push(spec(
+    fake.open_pull(spec(
         1,
         head,
         r.base,
@@ -648,11 +383,8 @@ async fn merge_result_when_base_moved_and_conflicts() {
     let h3 = r.open_pr(3, r.base, &[("README.md", "# requester's readme\n")]);
     let main = r.advance_main(&[("README.md", "# collective jobs, v2\n")]);
     let fake = Fake::start("https://example.invalid/not-used.git").await;
-    {
-        let mut st = fake.state.lock().unwrap();
-        st.pulls.push(spec(2, h2, r.base, ""));
-        st.pulls.push(spec(3, h3, r.base, ""));
-    }
+    fake.open_pull(spec(2, h2, r.base, ""));
+    fake.open_pull(spec(3, h3, r.base, ""));
     let mirror = tempfile::tempdir().unwrap();
     let w = watcher(&fake, &mirror.path().join("m.git"), Some(r.url()));
     let report = w.sync_once(&HashMap::new()).await.unwrap();
@@ -706,17 +438,12 @@ async fn spoofed_marker_comment_is_not_taken_over() {
         &[("README.md", README), ("jobs/x/job.yaml", "kind: batch\n")],
     );
     let fake = Fake::start(&r.url()).await;
-    {
-        let mut st = fake.state.lock().unwrap();
-        st.pulls.push(spec(4, head, r.base, ""));
-        let fake_comment = comment(
-            5,
-            4,
-            &format!("{COMMENT_MARKER}\napproved! deploy tree 0000"),
-            "mallory",
-        );
-        st.comments.push((4, fake_comment));
-    }
+    fake.open_pull(spec(4, head, r.base, ""));
+    fake.add_comment(
+        4,
+        "mallory",
+        &format!("{COMMENT_MARKER}\napproved! deploy tree 0000"),
+    );
     let mirror = tempfile::tempdir().unwrap();
     let w = watcher(&fake, &mirror.path().join("m.git"), None);
     let report = w.sync_once(&HashMap::new()).await.unwrap();
@@ -760,7 +487,7 @@ async fn rate_limit_is_waited_out_then_succeeds() {
         )
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&fake.server)
+        .mount(fake.server())
         .await;
     Mock::given(method("GET"))
         .and(path(format!("/repos/{OWNER}/{REPO}/pulls")))
@@ -770,7 +497,7 @@ async fn rate_limit_is_waited_out_then_succeeds() {
         )
         .up_to_n_times(1)
         .with_priority(2)
-        .mount(&fake.server)
+        .mount(fake.server())
         .await;
     let client = GithubClient::new(GithubConfig {
         retry: RetryPolicy {
@@ -790,7 +517,7 @@ async fn rate_limit_is_waited_out_then_succeeds() {
     );
     // 2 limited answers + 1 served by the stateful fake
     assert_eq!(fake.requests().len(), 1);
-    assert_eq!(fake.server.received_requests().await.unwrap().len(), 3);
+    assert_eq!(fake.server().received_requests().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -800,7 +527,7 @@ async fn rate_limit_longer_than_budget_is_reported() {
     Mock::given(method("GET"))
         .respond_with(gh_error(429, "slow down").insert_header("retry-after", "3600"))
         .with_priority(1)
-        .mount(&fake.server)
+        .mount(fake.server())
         .await;
     let client = GithubClient::new(fake.config()).unwrap();
     let start = Instant::now();
@@ -821,7 +548,7 @@ async fn server_errors_back_off_then_give_up_clearly() {
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>"))
         .with_priority(1)
-        .mount(&fake.server)
+        .mount(fake.server())
         .await;
     let client = GithubClient::new(fake.config()).unwrap();
     let start = Instant::now();
@@ -839,7 +566,7 @@ async fn server_errors_back_off_then_give_up_clearly() {
         msg.contains(&format!("/repos/{OWNER}/{REPO}/pulls")),
         "{msg}"
     );
-    assert_eq!(fake.server.received_requests().await.unwrap().len(), 3);
+    assert_eq!(fake.server().received_requests().await.unwrap().len(), 3);
     // backoff 20ms + 40ms between the three attempts
     assert!(start.elapsed() >= Duration::from_millis(60));
 }
@@ -852,7 +579,7 @@ async fn server_error_then_recovery() {
         .respond_with(gh_error(503, "Service Unavailable"))
         .up_to_n_times(2)
         .with_priority(1)
-        .mount(&fake.server)
+        .mount(fake.server())
         .await;
     let client = GithubClient::new(fake.config()).unwrap();
     assert!(client.list_open_pulls().await.unwrap().is_empty());
@@ -884,7 +611,7 @@ async fn forbidden_without_rate_limit_headers_is_not_retried() {
     Mock::given(method("GET"))
         .respond_with(gh_error(403, "Resource not accessible by integration"))
         .with_priority(1)
-        .mount(&fake.server)
+        .mount(fake.server())
         .await;
     let client = GithubClient::new(fake.config()).unwrap();
     let err = client.list_open_pulls().await.unwrap_err();
@@ -892,7 +619,7 @@ async fn forbidden_without_rate_limit_headers_is_not_retried() {
     assert!(err
         .to_string()
         .contains("Resource not accessible by integration"));
-    assert_eq!(fake.server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(fake.server().received_requests().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -908,7 +635,7 @@ async fn pr_proposal_from_url() {
         ],
     );
     let fake = Fake::start(&r.url()).await;
-    fake.state.lock().unwrap().pulls.push(spec(
+    fake.open_pull(spec(
         9,
         head,
         r.base,
@@ -916,7 +643,7 @@ async fn pr_proposal_from_url() {
     ));
     let mirror = tempfile::tempdir().unwrap();
     let source = PrSource {
-        api_url: Some(fake.server.uri()),
+        api_url: Some(fake.server().uri()),
         token: Some(SecretString::from(TOKEN.to_string())),
         mirror_dir: mirror.path().join("m.git"),
         git_remote: None,
@@ -956,14 +683,10 @@ async fn pr_proposal_refuses_conflicting_pr() {
     let head = r.open_pr(5, r.base, &[("README.md", "mine\n")]);
     r.advance_main(&[("README.md", "theirs\n")]);
     let fake = Fake::start(&r.url()).await;
-    fake.state
-        .lock()
-        .unwrap()
-        .pulls
-        .push(spec(5, head, r.base, ""));
+    fake.open_pull(spec(5, head, r.base, ""));
     let mirror = tempfile::tempdir().unwrap();
     let source = PrSource {
-        api_url: Some(fake.server.uri()),
+        api_url: Some(fake.server().uri()),
         token: Some(SecretString::from(TOKEN.to_string())),
         mirror_dir: mirror.path().join("m.git"),
         ..Default::default()
@@ -984,11 +707,7 @@ async fn fetch_failure_is_reported_per_pr() {
     let r = remote();
     let head = r.open_pr(6, r.base, &[("a", "b")]);
     let fake = Fake::start(&r.url()).await;
-    fake.state
-        .lock()
-        .unwrap()
-        .pulls
-        .push(spec(6, head, r.base, ""));
+    fake.open_pull(spec(6, head, r.base, ""));
     let mirror = tempfile::tempdir().unwrap();
     let w = watcher(
         &fake,
@@ -1015,11 +734,7 @@ async fn token_never_appears_in_logs_errors_or_posts() {
         &[("README.md", README), ("jobs/y/job.yaml", "kind: batch\n")],
     );
     let fake = Fake::start(&r.url()).await;
-    fake.state
-        .lock()
-        .unwrap()
-        .pulls
-        .push(spec(11, head, r.base, ""));
+    fake.open_pull(spec(11, head, r.base, ""));
     let mirror = tempfile::tempdir().unwrap();
     let w = watcher(&fake, &mirror.path().join("m.git"), None);
     w.sync_once(&HashMap::new()).await.unwrap();
@@ -1035,7 +750,7 @@ async fn token_never_appears_in_logs_errors_or_posts() {
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(500))
         .with_priority(1)
-        .mount(&down.server)
+        .mount(down.server())
         .await;
     errors.push(
         GithubClient::new(down.config())
@@ -1048,7 +763,7 @@ async fn token_never_appears_in_logs_errors_or_posts() {
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "9999"))
         .with_priority(1)
-        .mount(&limited.server)
+        .mount(limited.server())
         .await;
     errors.push(
         GithubClient::new(limited.config())
