@@ -132,6 +132,7 @@ pub enum FailureKind {
     AnchorMismatch,
     ApprovalMissing,
     ApprovalRevoked,
+    ApprovalExpired,
     ApprovalMismatch,
     TreeMissing,
     TreeMismatch,

@@ -639,6 +639,48 @@ mod chain {
             &audit_chain(&bad2, &file, None, Some(&vkey)),
             "[approval-mismatch]",
         );
+        // An approval that had expired by the cited block.
+        let (s2, _) = entry(20);
+        let tree2: B256 = s2.tree_sha256.parse().unwrap();
+        let head = requester.block_number().await.unwrap();
+        let (_, now) = requester.block_hash(head).await.unwrap().unwrap();
+        let req2 = ApprovalRequest {
+            tree_sha256: tree2,
+            tree_sha1: s2.tree_sha1.parse().unwrap(),
+            recipients: vec![],
+            expires_at: now + 30 * 86_400,
+            uri: "https://example.invalid/pr/2".into(),
+        };
+        pass(
+            &file,
+            &requester,
+            requester
+                .propose_approval(&req2, "approve tree 2")
+                .await
+                .unwrap(),
+        )
+        .await;
+        let ap2 = requester
+            .approval(tree2, 0)
+            .await
+            .unwrap()
+            .expect("approved");
+        requester.anvil_increase_time(31 * 86_400).await.unwrap();
+        let head = requester.block_number().await.unwrap();
+        let (bh, _) = requester.block_hash(head).await.unwrap().unwrap();
+        let mut p4 = p.clone();
+        let a4 = p4.approval.as_mut().unwrap();
+        a4.tx_hash = format!("{:#x}", ap2.approved_tx);
+        a4.block_number = head;
+        a4.block_hash = format!("{bh:#x}");
+        let bad4 = dir.path().join("bad4");
+        let mut b = Log::create_or_open(&bad4, ORIGIN, key(1)).unwrap();
+        b.append(&[(s2.clone(), p4)]).unwrap();
+        expect_failure(
+            &audit_chain(&bad4, &file, None, Some(&vkey)),
+            "[approval-expired]",
+        );
+
         // Revoked before the cited block.
         let guardian = client(&file, "guardian").await;
         guardian.revoke(tree, "found a leak").await.unwrap();

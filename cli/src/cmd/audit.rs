@@ -360,7 +360,17 @@ async fn chain_checks(
                     ));
                 }
                 match chain.block_hash(a.block_number).await.context("reading a block hash")? {
-                    Some((h, _)) if format!("{h:#x}").eq_ignore_ascii_case(&a.block_hash) => {}
+                    Some((h, ts)) if format!("{h:#x}").eq_ignore_ascii_case(&a.block_hash) => {
+                        if ap.expires_at != 0 && ts > ap.expires_at {
+                            failures.push((
+                                FailureKind::ApprovalExpired,
+                                format!(
+                                    "entry {} ({}): the approval of tree {} expired at {} but block {} is at {ts}",
+                                    e.index, e.decision, e.tree_sha256, ap.expires_at, a.block_number
+                                ),
+                            ));
+                        }
+                    }
                     other => failures.push((
                         FailureKind::ApprovalMismatch,
                         format!(
