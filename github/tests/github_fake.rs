@@ -808,3 +808,64 @@ async fn token_never_appears_in_logs_errors_or_posts() {
         assert!(!c["body"].as_str().unwrap().contains("SENTINEL"));
     }
 }
+
+#[tokio::test]
+async fn pr_head_that_moved_since_the_api_read_is_retried_later() {
+    captured_logs();
+    let r = remote();
+    let old = r.open_pr(
+        12,
+        r.base,
+        &[("README.md", README), ("jobs/a/job.yaml", "kind: batch\n")],
+    );
+    // A push lands after GitHub answered: refs/pull/12/head is newer than the API's head sha.
+    let newer = r.open_pr(
+        12,
+        old,
+        &[
+            ("README.md", README),
+            ("jobs/a/job.yaml", "kind: batch # v2\n"),
+        ],
+    );
+    let fake = Fake::start(&r.url()).await;
+    fake.open_pull(spec(12, old, r.base, ""));
+    let mirror = tempfile::tempdir().unwrap();
+    let w = watcher(&fake, &mirror.path().join("m.git"), None);
+    let report = w.sync_once(&HashMap::new()).await.unwrap();
+    match &report.prs[0] {
+        PrOutcome::Failed { error, .. } => {
+            assert!(error.contains("moved while syncing"), "{error}")
+        }
+        other => panic!("expected a retry-later failure, got {other:?}"),
+    }
+    assert!(
+        fake.statuses(&old.to_string()).is_empty() && fake.comments(12).is_empty(),
+        "nothing posted for a stale tree"
+    );
+    // Once the API catches up, the PR syncs.
+    fake.open_pull(spec(12, newer, r.base, ""));
+    let report = w.sync_once(&HashMap::new()).await.unwrap();
+    assert_eq!(
+        synced(&report.prs[0]).tree(),
+        Some(tree_ids_of(&r.repo, newer))
+    );
+}
+
+/// The controller runs `sync_once` in spawned tasks: the watcher must be
+/// shareable and the future `Send`.
+#[test]
+fn watcher_is_shareable_and_sync_is_send() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let fake = Fake::start("x").await;
+        let w = watcher(&fake, Path::new("/nonexistent"), None);
+        send_sync(&w);
+        let lookup: HashMap<String, TreeState> = HashMap::new();
+        send(w.sync_once(&lookup));
+    });
+}
