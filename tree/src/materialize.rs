@@ -24,6 +24,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
+use rayon::prelude::*;
 
 use crate::TreeError;
 
@@ -42,6 +43,9 @@ enum Node {
 /// empty if present): regular files with mode 0644 or 0755, symlinks with
 /// their targets, and directories. Refuses the whole tree, before writing
 /// anything, if a symlink would lead outside it or an entry name is unsafe.
+/// If writing fails midway (disk full), `dest` holds a partial tree, so
+/// callers materialize into a fresh directory and move it into place only
+/// after its sha256 tree id was recomputed and checked.
 pub fn materialize(repo: &Repository, tree: Oid, dest: &Path) -> Result<(), TreeError> {
     let mut nodes: Vec<(Vec<Vec<u8>>, Node)> = Vec::new();
     collect(repo, tree, &mut Vec::new(), &mut nodes)?;
@@ -53,30 +57,36 @@ pub fn materialize(repo: &Repository, tree: Oid, dest: &Path) -> Result<(), Tree
     }
 
     prepare_dest(dest)?;
+    // Directories first (parents precede children in `nodes`).
     for (path, node) in &nodes {
-        let on_disk = join(dest, path);
-        match node {
-            Node::Dir => fs::create_dir(&on_disk).map_err(|e| TreeError::io(&on_disk, e))?,
-            Node::File { oid, executable } => {
-                let blob = repo.find_blob(*oid).map_err(|e| {
-                    TreeError::git(format!("{}: read blob {oid}", on_disk.display()), e)
-                })?;
-                let mode = if *executable { 0o755 } else { 0o644 };
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&on_disk)
-                    .map_err(|e| TreeError::io(&on_disk, e))?;
-                file.write_all(blob.content())
-                    .map_err(|e| TreeError::io(&on_disk, e))?;
-                // The umask may have cleared bits that `mode` asked for.
-                fs::set_permissions(&on_disk, fs::Permissions::from_mode(mode))
-                    .map_err(|e| TreeError::io(&on_disk, e))?;
-            }
-            Node::Symlink { .. } => {}
+        if let Node::Dir = node {
+            let on_disk = join(dest, path);
+            fs::create_dir(&on_disk).map_err(|e| TreeError::io(&on_disk, e))?;
         }
     }
+    // Files: blobs are read here (a Repository is not shared across
+    // threads) in bounded batches, and each batch is written in parallel.
+    let mut batch: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    for (path, node) in &nodes {
+        if let Node::File { oid, executable } = node {
+            let on_disk = join(dest, path);
+            let blob = repo.find_blob(*oid).map_err(|e| {
+                TreeError::git(format!("{}: read blob {oid}", on_disk.display()), e)
+            })?;
+            batch_bytes += blob.content().len();
+            batch.push((
+                on_disk,
+                blob.content().to_vec(),
+                if *executable { 0o755 } else { 0o644 },
+            ));
+            if batch_bytes >= WRITE_BATCH_BYTES || batch.len() >= WRITE_BATCH_FILES {
+                write_files(std::mem::take(&mut batch))?;
+                batch_bytes = 0;
+            }
+        }
+    }
+    write_files(batch)?;
     for (path, node) in &nodes {
         if let Node::Symlink { target } = node {
             let on_disk = join(dest, path);
@@ -86,6 +96,26 @@ pub fn materialize(repo: &Repository, tree: Oid, dest: &Path) -> Result<(), Tree
     }
     tracing::debug!(%tree, dest = %dest.display(), entries = nodes.len(), "materialized tree");
     Ok(())
+}
+
+/// Bounds on the memory a write batch holds.
+const WRITE_BATCH_BYTES: usize = 64 << 20;
+const WRITE_BATCH_FILES: usize = 4096;
+
+fn write_files(batch: Vec<(PathBuf, Vec<u8>, u32)>) -> Result<(), TreeError> {
+    batch.into_par_iter().try_for_each(|(path, content, mode)| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(|e| TreeError::io(&path, e))?;
+        file.write_all(&content)
+            .map_err(|e| TreeError::io(&path, e))?;
+        // The umask may have cleared bits that `mode` asked for.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| TreeError::io(&path, e))
+    })
 }
 
 /// Removes write permission from everything under `dir` (files 0444/0555,
