@@ -189,8 +189,18 @@ impl Log {
                 log.load_edge()?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Either a new log or a crash during the very first append:
-                // nothing was acknowledged, so any tiles are an orphan tail.
+                // A new log writes its size-0 checkpoint before any append,
+                // so tiles without a checkpoint mean the checkpoint was lost
+                // or deleted: starting an empty log over them would destroy
+                // history. Refuse.
+                if has_files(&dir.join("tile"))? {
+                    return Err(AttestError::MalformedCheckpoint {
+                        reason: format!(
+                            "{} has tiles but no checkpoint; refusing to start an empty log over them",
+                            dir.display()
+                        ),
+                    });
+                }
                 log.write_checkpoint()?;
             }
             Err(e) => return Err(AttestError::io("read", cp_path, e)),
@@ -540,6 +550,25 @@ impl Log {
             None => false,
         }
     }
+}
+
+/// True if `dir` (recursively) holds any file.
+fn has_files(dir: &Path) -> Result<bool, AttestError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(AttestError::io("list", dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| AttestError::io("list", dir, e))?;
+        let ft = ent
+            .file_type()
+            .map_err(|e| AttestError::io("stat", ent.path(), e))?;
+        if !ft.is_dir() || has_files(&ent.path())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Writes `data` to `path` atomically: temp file in the same directory,

@@ -490,6 +490,21 @@ fn open_removes_the_unacknowledged_tail() {
 }
 
 #[test]
+fn open_refuses_tiles_without_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    new_log(dir.path(), 10);
+    std::fs::remove_file(dir.path().join("checkpoint")).unwrap();
+    let e = Log::create_or_open(dir.path(), ORIGIN, key(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has tiles but no checkpoint"), "{e}");
+    assert!(
+        dir.path().join("tile/entries/000.p/10").exists(),
+        "history was not destroyed"
+    );
+}
+
+#[test]
 fn proof_bundle_verifies_alone_and_detects_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let log = new_log(dir.path(), 300);
