@@ -35,7 +35,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::object::{
-    blob_digests, is_dotgit_alias, sort_entries, tree_digests, Digests, Entry, Kind,
+    blob_digests, is_dotgit_alias, sort_entries, tree_digests, BlobHasher, Digests, Entry, Kind,
 };
 use crate::{TreeError, TreeIds};
 
@@ -98,6 +98,37 @@ fn dir_entries(dir: &Path, is_root: bool, want_sha1: bool) -> Result<Vec<Entry>,
     Ok(entries)
 }
 
+/// Files larger than this are hashed in pieces instead of read whole.
+const STREAM_ABOVE_BYTES: u64 = 16 << 20;
+
+/// Hashes a large file in 1 MiB pieces. Its length is part of the blob
+/// header, so a file that changes size while being read is an error rather
+/// than a wrong id.
+fn stream_digests(path: &Path, len: u64, want_sha1: bool) -> Result<Digests, TreeError> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| TreeError::io(path, e))?;
+    let mut hasher = BlobHasher::new(len, want_sha1);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| TreeError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    if seen != len {
+        return Err(TreeError::io(
+            path,
+            std::io::Error::other(format!(
+                "file changed size while hashing ({len} -> {seen} bytes)"
+            )),
+        ));
+    }
+    Ok(hasher.finish())
+}
+
 fn entry_of(path: &Path, name: &[u8], want_sha1: bool) -> Result<Option<Entry>, TreeError> {
     let meta = fs::symlink_metadata(path).map_err(|e| TreeError::io(path, e))?;
     let ft = meta.file_type();
@@ -108,13 +139,18 @@ fn entry_of(path: &Path, name: &[u8], want_sha1: bool) -> Result<Option<Entry>, 
             blob_digests(target.as_os_str().as_bytes(), want_sha1),
         )
     } else if ft.is_file() {
-        let content = fs::read(path).map_err(|e| TreeError::io(path, e))?;
         let kind = if meta.permissions().mode() & 0o100 != 0 {
             Kind::Executable
         } else {
             Kind::File
         };
-        (kind, blob_digests(&content, want_sha1))
+        let ids = if meta.len() <= STREAM_ABOVE_BYTES {
+            let content = fs::read(path).map_err(|e| TreeError::io(path, e))?;
+            blob_digests(&content, want_sha1)
+        } else {
+            stream_digests(path, meta.len(), want_sha1)?
+        };
+        (kind, ids)
     } else if ft.is_dir() {
         let entries = dir_entries(path, false, want_sha1)?;
         if entries.is_empty() {

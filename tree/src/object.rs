@@ -89,6 +89,41 @@ pub(crate) fn sort_entries(entries: &mut [Entry]) {
 }
 
 /// Hashes a blob's content in one or both formats.
+/// Hashes a blob whose length is known before its content, in pieces (for
+/// files too large to hold in memory).
+pub(crate) struct BlobHasher {
+    sha256: Sha256,
+    sha1: Option<Sha1>,
+}
+
+impl BlobHasher {
+    pub(crate) fn new(len: u64, want_sha1: bool) -> Self {
+        let header = format!("blob {len}\0");
+        let mut sha256 = Sha256::new();
+        sha256.update(header.as_bytes());
+        let sha1 = want_sha1.then(|| {
+            let mut h = Sha1::new();
+            h.update(header.as_bytes());
+            h
+        });
+        BlobHasher { sha256, sha1 }
+    }
+
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        self.sha256.update(piece);
+        if let Some(h) = &mut self.sha1 {
+            h.update(piece);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Digests {
+        Digests {
+            sha1: self.sha1.map_or([0; 20], |h| h.finalize().into()),
+            sha256: self.sha256.finalize().into(),
+        }
+    }
+}
+
 pub(crate) fn blob_digests(content: &[u8], want_sha1: bool) -> Digests {
     let header = format!("blob {}\0", content.len());
     let mut sha256 = Sha256::new();
@@ -178,6 +213,19 @@ mod tests {
             hex::encode(ids.sha256),
             "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"
         );
+    }
+
+    #[test]
+    fn streamed_blob_equals_whole_blob() {
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut h = BlobHasher::new(content.len() as u64, true);
+        for piece in content.chunks(7777) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), blob_digests(&content, true));
+        let mut h = BlobHasher::new(content.len() as u64, false);
+        h.update(&content);
+        assert_eq!(h.finish().sha256, blob_digests(&content, false).sha256);
     }
 
     #[test]

@@ -182,6 +182,17 @@ fn single_cases_each_match_git() {
 }
 
 #[test]
+fn large_files_hashed_in_pieces_match_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..(17u32 << 20) + 123)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    write(&dir.path().join("big.bin"), &big, 0o755);
+    write(&dir.path().join("small"), b"s", 0o644);
+    assert_matches_git(dir.path());
+}
+
+#[test]
 fn empty_directory_is_the_empty_tree() {
     let dir = tempfile::tempdir().unwrap();
     let ids = assert_matches_git(dir.path());
