@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Ethereum JSON-RPC endpoint: check on-chain anchors and approvals.
-    #[arg(long, value_name = "URL", requires = "node_registry")]
+    #[arg(long, value_name = "URL")]
     pub rpc: Option<String>,
     /// NodeRegistry address (anchors, registered log key).
     #[arg(long, value_name = "ADDR", requires = "rpc")]
@@ -45,7 +45,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", requires = "rpc")]
     pub code_registry: Option<String>,
     /// The node's id in the NodeRegistry (0x + 64 hex).
-    #[arg(long, value_name = "ID", requires = "rpc")]
+    #[arg(long, value_name = "ID", requires = "node_registry")]
     pub node_id: Option<String>,
     /// Repository holding the code: each tree the log names must exist in it
     /// and its sha256 tree id must recompute.
@@ -139,6 +139,11 @@ fn parse_b256(flag: &str, s: &str) -> anyhow::Result<B256> {
 }
 
 pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
+    if args.rpc.is_some() && args.node_registry.is_none() && args.code_registry.is_none() {
+        return Err(Exit::usage(
+            "--rpc needs --node-registry (with --node-id: anchors) and/or --code-registry (approvals)",
+        ));
+    }
     let chain = match &args.rpc {
         Some(rpc) => {
             let mut a = collective_chain::Addresses {
