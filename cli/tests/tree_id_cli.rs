@@ -169,6 +169,11 @@ fn rev_ids_equal_git_and_name_the_commit() {
     );
     assert_eq!(first["tree_sha256"], git_write_tree(&checkout, "sha256"));
     assert_ne!(first["tree_sha256"], head["tree_sha256"]);
+
+    // A tree names the code too; there is no commit to print then.
+    let tree = json(&collective(&["--json", "tree-id", "HEAD^{tree}"], &repo));
+    assert_eq!(tree["tree_sha256"], head["tree_sha256"]);
+    assert!(tree.get("commit").is_none());
 }
 
 #[test]

@@ -13,7 +13,8 @@ use crate::Exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Commit to read (branch, tag, hash, `HEAD~1`...). Defaults to HEAD.
+    /// Commit to read (branch, tag, hash, `HEAD~1`...), or a tree
+    /// (`HEAD^{tree}`, a tree hash). Defaults to HEAD.
     #[arg(conflicts_with = "dir")]
     pub rev: Option<String>,
     /// Hash the files in this directory instead of a commit (as `git add -A`
@@ -58,12 +59,28 @@ fn compute(args: Args) -> anyhow::Result<Ids> {
     }
     let repo = collective_tree::open_repo(&args.repo).map_err(classify)?;
     let rev = args.rev.as_deref().unwrap_or("HEAD");
-    let (ids, commit) = collective_tree::tree_ids_of_rev(&repo, rev).map_err(classify)?;
-    Ok(Ids {
-        tree_sha1: ids.sha1,
-        tree_sha256: ids.sha256,
-        commit: Some(commit.to_string()),
-    })
+    match collective_tree::tree_ids_of_rev(&repo, rev) {
+        Ok((ids, commit)) => Ok(Ids {
+            tree_sha1: ids.sha1,
+            tree_sha256: ids.sha256,
+            commit: Some(commit.to_string()),
+        }),
+        // A tree itself (`HEAD^{tree}`, a tree hash) names the code too.
+        Err(e @ collective_tree::TreeError::NotACommit { .. }) => {
+            let tree = repo
+                .revparse_single(rev)
+                .ok()
+                .filter(|o| o.kind() == Some(collective_tree::git2::ObjectType::Tree))
+                .ok_or_else(|| classify(e))?;
+            let ids = collective_tree::tree_ids_of_tree(&repo, tree.id()).map_err(classify)?;
+            Ok(Ids {
+                tree_sha1: ids.sha1,
+                tree_sha256: ids.sha256,
+                commit: None,
+            })
+        }
+        Err(e) => Err(classify(e)),
+    }
 }
 
 /// Picks the exit code: what the user typed is wrong (64), or the tree is
