@@ -12,8 +12,10 @@
 //! - [`tree_ids_of_rev`] / [`tree_ids_of_tree`]: a commit or tree in a
 //!   repository (sha1 from the object database, sha256 recomputed by
 //!   rehashing every blob and rebuilding every tree object);
+//!   [`TreeIdCache`] makes that incremental across commits;
 //! - [`materialize`]: writes a tree's files (modes, symlinks) for deployment,
-//!   refusing symlinks that would lead outside the tree.
+//!   refusing symlinks that would lead outside the tree; [`make_read_only`]
+//!   then protects the deployed copy.
 //!
 //! Hashing uses the RustCrypto `sha1` and `sha2` crates; the only thing
 //! written here is git's object framing (`<type> <len>\0<body>`) and tree
