@@ -317,20 +317,26 @@ impl Log {
             writes.push((tile, data));
         }
         drop(reader);
+        // Directories whose entries changed: each file's parent (the
+        // rename), and the parent of every directory created on the way.
         let mut dirs = BTreeSet::new();
-        let mut synced = Vec::new();
         for (tile, data) in &writes {
             let path = self.dir.join(c2sp_path(tile));
-            write_synced(&path, data)?;
-            synced.push(path.clone());
-            let mut p = path.parent();
-            while let Some(d) = p {
-                dirs.insert(d.to_path_buf());
-                if d == self.dir {
+            let parent = path
+                .parent()
+                .expect("tile paths have a parent")
+                .to_path_buf();
+            let mut missing = parent.clone();
+            while !missing.exists() && missing != self.dir {
+                if let Some(up) = missing.parent() {
+                    dirs.insert(up.to_path_buf());
+                    missing = up.to_path_buf();
+                } else {
                     break;
                 }
-                p = d.parent();
             }
+            write_synced(&path, data)?;
+            dirs.insert(parent);
         }
         for d in &dirs {
             sync_dir(d)?;
