@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository};
+use rayon::prelude::*;
 
 use crate::object::{blob_digests, entry_order, tree_digests, Digests, Entry, Kind};
 use crate::{TreeError, TreeIds};
@@ -73,6 +74,7 @@ pub struct TreeIdCache {
 impl TreeIdCache {
     /// [`tree_ids_of_tree`], reusing and extending this cache.
     pub fn tree_ids_of_tree(&mut self, repo: &Repository, tree: Oid) -> Result<TreeIds, TreeError> {
+        self.prefetch_blobs(repo, tree);
         let odb = repo
             .odb()
             .map_err(|e| TreeError::git("open object database", e))?;
@@ -83,6 +85,66 @@ impl TreeIdCache {
         };
         let ids = walker.tree(tree, Path::new(""))?;
         Ok(TreeIds::from_digests(&ids.sha1, &ids.sha256))
+    }
+
+    /// Hashes the blobs below `tree` that are not cached yet, in parallel
+    /// (one repository handle per thread, since a `Repository` is not
+    /// shared across threads). Best effort: anything it cannot read is left
+    /// for the sequential walk, which reports the error with its path.
+    fn prefetch_blobs(&mut self, repo: &Repository, tree: Oid) {
+        let mut pending = Vec::new();
+        let mut seen_trees = std::collections::HashSet::new();
+        let mut seen_blobs = std::collections::HashSet::new();
+        let mut stack = vec![tree];
+        while let Some(t) = stack.pop() {
+            if self.trees.contains_key(&t) || !seen_trees.insert(t) {
+                continue;
+            }
+            let Ok(object) = repo.find_tree(t) else {
+                continue;
+            };
+            for entry in object.iter() {
+                match entry.filemode_raw() {
+                    0o040000 => stack.push(entry.id()),
+                    0o100644 | 0o100755 | 0o120000 => {
+                        let id = entry.id();
+                        if !self.blobs.contains_key(&id) && seen_blobs.insert(id) {
+                            pending.push(id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if pending.len() < PARALLEL_ABOVE_BLOBS {
+            return;
+        }
+        let path = repo.path().to_path_buf();
+        let hashed: Vec<(Oid, Digests)> = pending
+            .par_chunks(256)
+            .map_init(
+                || Repository::open(&path).ok(),
+                |handle, chunk| {
+                    let Some(odb) = handle.as_ref().and_then(|r| r.odb().ok()) else {
+                        return Vec::new();
+                    };
+                    chunk
+                        .iter()
+                        .filter_map(|oid| {
+                            let object = odb.read(*oid).ok()?;
+                            if object.kind() != ObjectType::Blob {
+                                return None;
+                            }
+                            let mut ids = blob_digests(object.data(), false);
+                            ids.sha1.copy_from_slice(oid.as_bytes());
+                            Some((*oid, ids))
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
+            .flatten()
+            .collect();
+        self.blobs.extend(hashed);
     }
 
     /// Number of objects remembered (for metrics).
@@ -217,6 +279,9 @@ impl Walker<'_, '_> {
         Ok(ids)
     }
 }
+
+/// Below this many new blobs, threads cost more than they save.
+const PARALLEL_ABOVE_BLOBS: usize = 256;
 
 const EMPTY_SHA1_RAW: [u8; 20] = [
     0x4b, 0x82, 0x5d, 0xc6, 0x42, 0xcb, 0x6e, 0xb9, 0xa0, 0x60, 0xe5, 0x4b, 0xf8, 0xd6, 0x92, 0x88,

@@ -372,6 +372,27 @@ fn rev_ids_match_git_and_the_files_on_disk() {
 }
 
 #[test]
+fn many_blobs_hashed_in_parallel_match_git() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let r = repo_dir.path();
+    git(&["init", "-q"], r);
+    for i in 0..600 {
+        write(
+            &r.join(format!("d{}/f{i}", i % 7)),
+            format!("content {i}\n").as_bytes(),
+            if i % 5 == 0 { 0o755 } else { 0o644 },
+        );
+    }
+    symlink("d0/f0", r.join("link")).unwrap();
+    let expected = git_tree_ids_excluding_dot_git(r);
+    git(&["add", "-A"], r);
+    git(&["commit", "-q", "-m", "many"], r);
+    git(&["repack", "-adq"], r);
+    let repo = git2::Repository::open(r).unwrap();
+    assert_eq!(tree_ids_of_rev(&repo, "HEAD").unwrap().0, expected);
+}
+
+#[test]
 fn cache_gives_the_same_ids_across_commits() {
     let (repo_dir, expected) = committed_repo();
     let repo = git2::Repository::open(repo_dir.path()).unwrap();
