@@ -649,6 +649,22 @@ proptest! {
     }
 
     #[test]
+    fn node_policies_round_trip_with_the_same_digest(
+        kinds in proptest::collection::btree_set(prop_oneof![Just(JobKind::Batch), Just(JobKind::Export)], 1..3),
+        limits in arb_limits(),
+        max_jobs in 1..1000usize,
+    ) {
+        let policy = NodePolicy {
+            allowed_kinds: kinds,
+            max_limits: limits.effective(&NodePolicy::default().max_limits),
+            max_jobs,
+        };
+        let back = NodePolicy::from_yaml("node.yaml", &policy.to_yaml()).unwrap();
+        prop_assert_eq!(&back, &policy);
+        prop_assert_eq!(back.digest(), policy.digest());
+    }
+
+    #[test]
     fn valid_manifests_round_trip(m in arb_manifest()) {
         let yaml = m.to_yaml();
         let back = JobManifest::parse("f", &yaml);
