@@ -17,6 +17,7 @@ use std::str::FromStr;
 use age::armor::ArmoredReader;
 use age::{DecryptError, Decryptor, Encryptor};
 
+use crate::sync_bridge::{with_reader_thread, with_writer_thread, PipeOut};
 use crate::VaultError;
 
 /// Copy buffer; a multiple of age's chunk so whole chunks move per call.
@@ -141,14 +142,36 @@ pub(crate) fn open_age<'a, R: Read + 'a>(
     reader: R,
     identity: &dyn age::Identity,
     what: &str,
-) -> Result<impl Read + 'a, VaultError> {
-    let mut input = BufReader::with_capacity(BUF, reader);
-    sniff(&mut input, what)?;
-    let decryptor =
-        Decryptor::new_buffered(ArmoredReader::new(input)).map_err(|e| header_error(e, what))?;
-    decryptor
+) -> Result<Box<dyn Read + 'a>, VaultError> {
+    // Peek at the magic without a buffering layer: age's payload reader then
+    // reads whole chunks straight from `reader` (one copy less per chunk).
+    let mut reader = reader;
+    let mut head = Vec::with_capacity(ARMOR_MAGIC.len());
+    (&mut reader)
+        .take(ARMOR_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| VaultError::io(what, e))?;
+    if head.is_empty() {
+        return Err(VaultError::Empty { what: what.into() });
+    }
+    if !is_age_prefix(&head) {
+        return Err(VaultError::NotAge { what: what.into() });
+    }
+    let binary = head.starts_with(AGE_MAGIC);
+    let input = io::Cursor::new(head).chain(reader);
+    if binary {
+        let decryptor = Decryptor::new(input).map_err(|e| header_error(e, what))?;
+        let plain = decryptor
+            .decrypt(std::iter::once(identity))
+            .map_err(|e| header_error(e, what))?;
+        return Ok(Box::new(plain));
+    }
+    let armored = ArmoredReader::new(BufReader::with_capacity(BUF, input));
+    let decryptor = Decryptor::new_buffered(armored).map_err(|e| header_error(e, what))?;
+    let plain = decryptor
         .decrypt(std::iter::once(identity))
-        .map_err(|e| header_error(e, what))
+        .map_err(|e| header_error(e, what))?;
+    Ok(Box::new(plain))
 }
 
 /// Refuses empty and non-age input before age's parser sees it, so the
@@ -317,7 +340,9 @@ pub fn encrypt_file(input: &Path, output: &Path, recipients: &[String]) -> Resul
     let parsed = parse_recipients(recipients)?;
     let what = input.display().to_string();
     let src = std::fs::File::open(input).map_err(|e| VaultError::io(&what, e))?;
-    write_atomically(output, |w| encrypt_to(src, w, &parsed, &what))
+    write_atomically(output, |w| {
+        with_reader_thread(src, |r| encrypt_to(r, w, &parsed, &what))
+    })
 }
 
 /// Decrypts the age file `input` with `identity` into `output` atomically:
@@ -329,15 +354,17 @@ pub fn decrypt_file(
 ) -> Result<u64, VaultError> {
     let what = input.display().to_string();
     let src = std::fs::File::open(input).map_err(|e| VaultError::io(&what, e))?;
-    write_atomically(output, |w| decrypt_labeled(src, w, identity, &what))
+    write_atomically(output, |w| {
+        with_reader_thread(src, |r| decrypt_labeled(r, w, identity, &what))
+    })
 }
 
-/// Runs `body` against a 0600 temporary file beside `output` and renames it
-/// to `output` only if `body` succeeded; the temporary file is removed
-/// otherwise.
+/// Runs `body` against a 0600 temporary file beside `output` (written on a
+/// second thread) and renames it to `output` only if `body` succeeded; the
+/// temporary file is removed otherwise.
 pub(crate) fn write_atomically<T>(
     output: &Path,
-    body: impl FnOnce(&mut io::BufWriter<&std::fs::File>) -> Result<T, VaultError>,
+    body: impl FnOnce(&mut PipeOut) -> Result<T, VaultError>,
 ) -> Result<T, VaultError> {
     let out_what = || output.display().to_string();
     let dir = match output.parent() {
@@ -348,12 +375,7 @@ pub(crate) fn write_atomically<T>(
         .prefix(".collective-partial-")
         .tempfile_in(dir)
         .map_err(|e| VaultError::io(out_what(), e))?;
-    let value = {
-        let mut w = io::BufWriter::with_capacity(BUF, tmp.as_file());
-        let value = body(&mut w)?;
-        w.flush().map_err(|e| VaultError::io(out_what(), e))?;
-        value
-    };
+    let value = with_writer_thread(tmp.as_file(), body, &out_what())?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| VaultError::io(out_what(), e))?;

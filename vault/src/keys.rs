@@ -43,6 +43,15 @@ pub const LOG_PUB_FILE: &str = "log.pub";
 /// Environment variable a service may use to hand over the key passphrase.
 pub const PASSPHRASE_ENV: &str = "COLLECTIVE_KEY_PASSPHRASE";
 
+/// The key passphrase held in the environment variable `var` (for services:
+/// the controller config names the variable), if set and non-empty.
+pub fn passphrase_from_env(var: &str) -> Option<SecretString> {
+    std::env::var(var)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from)
+}
+
 /// RSA modulus size of node encryption keys.
 const RSA_BITS: usize = 4096;
 

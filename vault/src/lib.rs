@@ -35,8 +35,9 @@ pub use envelope::{
 };
 pub use error::VaultError;
 pub use keys::{
-    ensure_private_file, node_id_of_recipient, recipient_fingerprint, verifier_key, KeyInfo,
-    NodeKeys, LOG_KEY_FILE, LOG_PUB_FILE, NODE_KEY_FILE, NODE_PUB_FILE, PASSPHRASE_ENV,
+    ensure_private_file, node_id_of_recipient, passphrase_from_env, recipient_fingerprint,
+    verifier_key, KeyInfo, NodeKeys, LOG_KEY_FILE, LOG_PUB_FILE, NODE_KEY_FILE, NODE_PUB_FILE,
+    PASSPHRASE_ENV,
 };
 pub use plain::{
     decrypt_datasets_into, decrypt_datasets_into_dir, plain_base_dir, PlainDir, PlainFile,

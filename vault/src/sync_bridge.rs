@@ -135,3 +135,162 @@ pub(crate) fn read_channel() -> (
 pub(crate) fn write_channel() -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
     mpsc::channel(DEPTH)
 }
+
+/// Block size of the file pipelines.
+const BLOCK: usize = 256 * 1024;
+/// Blocks in flight per pipeline stage.
+const BLOCKS: usize = 8;
+
+/// The reading end of [`with_reader_thread`]: blocks read ahead by another
+/// thread.
+pub(crate) struct PipeIn {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for PipeIn {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(block)) => {
+                    self.current = block;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The writing end of [`with_writer_thread`]: blocks written by another
+/// thread.
+pub(crate) struct PipeOut {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl PipeOut {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
+        self.tx
+            .send(block)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "output writer stopped"))
+    }
+}
+
+impl Write for PipeOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= BLOCK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// Runs `body` over `input` read ahead on a second thread, so file I/O and
+/// decryption/encryption overlap on two cores. Memory: `BLOCKS` blocks.
+pub(crate) fn with_reader_thread<R, T, E>(
+    input: R,
+    body: impl FnOnce(&mut PipeIn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    R: Read + Send,
+{
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(BLOCKS);
+        s.spawn(move || {
+            let mut input = input;
+            loop {
+                let mut block = vec![0u8; BLOCK];
+                let mut filled = 0;
+                let res = loop {
+                    match input.read(&mut block[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == BLOCK {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                block.truncate(filled);
+                let eof = filled < BLOCK;
+                if filled > 0 && tx.send(Ok(block)).is_err() {
+                    return;
+                }
+                if let Err(e) = res {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if eof {
+                    return;
+                }
+            }
+        });
+        let mut pipe = PipeIn {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        };
+        body(&mut pipe)
+        // Dropping `pipe` stops the reader at its next send.
+    })
+}
+
+/// Runs `body` against a writer whose blocks `output` writes on a second
+/// thread. An output error wins over the body's result (the body then only
+/// saw a broken pipe).
+pub(crate) fn with_writer_thread<W, T>(
+    output: W,
+    body: impl FnOnce(&mut PipeOut) -> Result<T, crate::VaultError>,
+    what: &str,
+) -> Result<T, crate::VaultError>
+where
+    W: Write + Send,
+{
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS);
+        let writer = s.spawn(move || -> io::Result<()> {
+            let mut output = output;
+            for block in rx {
+                output.write_all(&block)?;
+            }
+            output.flush()
+        });
+        let mut pipe = PipeOut {
+            tx,
+            buf: Vec::with_capacity(BLOCK),
+        };
+        let result = body(&mut pipe).and_then(|v| {
+            pipe.flush()
+                .map_err(|e| crate::VaultError::io("output", e))?;
+            Ok(v)
+        });
+        drop(pipe);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("output writer panicked")));
+        match written {
+            Err(e) => Err(crate::VaultError::io(what, e)),
+            Ok(()) => result,
+        }
+    })
+}
