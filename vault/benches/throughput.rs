@@ -5,6 +5,9 @@
 //! Size: `VAULT_BENCH_BYTES` (default 1 GiB). Work directory:
 //! `VAULT_BENCH_DIR` (default the system temporary directory).
 //!
+//! A third line gives the vault's crypto alone (memory to memory, one
+//! thread, no file I/O), the ceiling of its file pipeline.
+//!
 //! Both sides encrypt to the same X25519 recipient (made by `age-keygen`) and
 //! decrypt the same ciphertext (made by `age`), file to file. Each
 //! measurement is the best of `VAULT_BENCH_RUNS` runs (default 2). The
@@ -167,7 +170,31 @@ fn main() {
     ]);
     assert_eq!(std::fs::metadata(&pt_age).unwrap().len(), bytes);
 
+    // Peak RSS of the file pipeline, before the in-memory runs below hold a
+    // whole ciphertext.
     let vault_rss = vm_hwm_kib();
+
+    // The crypto alone, memory to memory on one thread: the ceiling of the
+    // file pipeline.
+    let mem_enc = best(runs, || {
+        let start = Instant::now();
+        use std::io::Read as _;
+        collective_vault::encrypt_stream(
+            std::io::repeat(7).take(bytes),
+            std::io::sink(),
+            std::slice::from_ref(&recipient),
+        )
+        .unwrap();
+        start.elapsed()
+    });
+    let ct_bytes = std::fs::read(&ct_age).unwrap();
+    let mem_dec = best(runs, || {
+        let start = Instant::now();
+        collective_vault::decrypt_stream(&ct_bytes[..], std::io::sink(), &identity).unwrap();
+        start.elapsed()
+    });
+    drop(ct_bytes);
+
     let age_rss = children_maxrss_kib();
     let gib = bytes as f64 / (1u64 << 30) as f64;
     println!(
@@ -191,6 +218,11 @@ fn main() {
             a.as_secs_f64() / v.as_secs_f64()
         );
     }
+    println!(
+        "vault memory-to-memory, one thread (no file I/O): encrypt {:.0} MiB/s, decrypt {:.0} MiB/s",
+        mib_s(bytes, mem_enc),
+        mib_s(bytes, mem_dec)
+    );
     println!(
         "peak RSS   vault {:.1} MiB (process, {:.1} MiB before the runs), age {:.1} MiB",
         vault_rss as f64 / 1024.0,

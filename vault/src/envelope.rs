@@ -17,7 +17,7 @@ use std::str::FromStr;
 use age::armor::ArmoredReader;
 use age::{DecryptError, Decryptor, Encryptor};
 
-use crate::sync_bridge::{with_reader_thread, with_writer_thread, PipeOut};
+use crate::sync_bridge::{with_reader_thread, with_writer_thread, PipeIn, PipeOut};
 use crate::VaultError;
 
 /// Copy buffer; a multiple of age's chunk so whole chunks move per call.
@@ -112,24 +112,55 @@ pub(crate) fn encrypt_to<R: Read, W: Write>(
     recipients: &[Box<dyn age::Recipient + Send>],
     what: &str,
 ) -> Result<u64, VaultError> {
+    let mut buf = vec![0u8; BUF];
+    encrypt_with(writer, recipients, |sink| {
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(VaultError::io(what, e)),
+            };
+            sink.write_all(&buf[..n])
+                .map_err(|e| VaultError::io("output", e))?;
+            total += n as u64;
+        }
+    })
+}
+
+/// As [`encrypt_to`] for a read-ahead pipe: whole blocks go straight into
+/// the encryptor, without an intermediate copy.
+fn encrypt_blocks<W: Write>(
+    pipe: &mut PipeIn,
+    writer: W,
+    recipients: &[Box<dyn age::Recipient + Send>],
+    what: &str,
+) -> Result<u64, VaultError> {
+    encrypt_with(writer, recipients, |sink| {
+        let mut total = 0u64;
+        while let Some(block) = pipe.next_block().map_err(|e| VaultError::io(what, e))? {
+            sink.write_all(&block)
+                .map_err(|e| VaultError::io("output", e))?;
+            total += block.len() as u64;
+        }
+        Ok(total)
+    })
+}
+
+/// Writes an age header for `recipients` to `writer`, lets `feed` write the
+/// plaintext, then finishes the stream (the final chunk).
+fn encrypt_with<W: Write>(
+    writer: W,
+    recipients: &[Box<dyn age::Recipient + Send>],
+    feed: impl FnOnce(&mut age::stream::StreamWriter<W>) -> Result<u64, VaultError>,
+) -> Result<u64, VaultError> {
     let encryptor = Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as _))
         .map_err(VaultError::Encrypt)?;
     let mut sink = encryptor
         .wrap_output(writer)
         .map_err(|e| VaultError::io("output", e))?;
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(VaultError::io(what, e)),
-        };
-        sink.write_all(&buf[..n])
-            .map_err(|e| VaultError::io("output", e))?;
-        total += n as u64;
-    }
+    let total = feed(&mut sink)?;
     sink.finish()
         .and_then(|mut w| w.flush())
         .map_err(|e| VaultError::io("output", e))?;
@@ -341,7 +372,7 @@ pub fn encrypt_file(input: &Path, output: &Path, recipients: &[String]) -> Resul
     let what = input.display().to_string();
     let src = std::fs::File::open(input).map_err(|e| VaultError::io(&what, e))?;
     write_atomically(output, |w| {
-        with_reader_thread(src, |r| encrypt_to(r, w, &parsed, &what))
+        with_reader_thread(src, |r| encrypt_blocks(r, w, &parsed, &what))
     })
 }
 

@@ -149,6 +149,24 @@ pub(crate) struct PipeIn {
     pos: usize,
 }
 
+impl PipeIn {
+    /// The next block (or the unread rest of the current one); `None` at the
+    /// end of the input.
+    pub(crate) fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.pos < self.current.len() {
+            let rest = self.current.split_off(self.pos);
+            self.current.clear();
+            self.pos = 0;
+            return Ok(Some(rest));
+        }
+        match self.rx.recv() {
+            Ok(Ok(block)) => Ok(Some(block)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
 impl Read for PipeIn {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
