@@ -103,6 +103,12 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (v, start.elapsed())
 }
 
+/// Flushes dirty pages so one measurement does not pay for the previous
+/// one's writeback.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -152,6 +158,7 @@ fn main() {
     let mut git_add_noop = Vec::new();
     let mut git_id = String::new();
     for run in 0..runs {
+        settle();
         let (id, d) = time(|| collective_tree::sha256_tree_of_dir(&content).unwrap());
         assert_eq!(id, expected_ours);
         ours.push(d);
@@ -161,6 +168,7 @@ fn main() {
 
         let gd = scratch.path().join(format!("git-{run}"));
         git(&gd, &content, &["init", "-q", "--object-format=sha256"]);
+        settle();
         let (id, d) = time(|| {
             git(&gd, &content, &["add", "-A"]);
             git(&gd, &content, &["write-tree"])
@@ -179,6 +187,7 @@ fn main() {
         let gd = scratch.path().join(format!("git-z0-{run}"));
         git(&gd, &content, &["init", "-q", "--object-format=sha256"]);
         let z0 = ["core.compression=0", "core.looseCompression=0"];
+        settle();
         let (id, d) = time(|| {
             git_c(&z0, &gd, &content, &["add", "-A"]);
             git_c(&z0, &gd, &content, &["write-tree"])
@@ -205,14 +214,18 @@ fn main() {
     git(&rd, &content, &["prune-packed"]);
     let repo = git2::Repository::open(&rd).unwrap();
     let tree = git2::Oid::from_str(&tree).unwrap();
+    settle();
     let (odb_ids, odb_time) = time(|| collective_tree::tree_ids_of_tree(&repo, tree).unwrap());
     assert_eq!(odb_ids.sha256, expected_ours);
     let dest = scratch.path().join("deploy");
+    settle();
     let (_, mat_time) = time(|| collective_tree::materialize(&repo, tree, &dest).unwrap());
+    settle();
     let (disk_id, disk_time) = time(|| collective_tree::sha256_tree_of_dir(&dest).unwrap());
     assert_eq!(disk_id, expected_ours);
     let checkout = scratch.path().join("checkout");
     fs::create_dir_all(&checkout).unwrap();
+    settle();
     let (_, git_checkout_time) = time(|| {
         git(&rd, &checkout, &["read-tree", &tree.to_string()]);
         git(&rd, &checkout, &["checkout-index", "-a", "-q"])
