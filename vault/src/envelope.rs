@@ -143,6 +143,7 @@ fn encrypt_blocks<W: Write>(
             sink.write_all(&block)
                 .map_err(|e| VaultError::io("output", e))?;
             total += block.len() as u64;
+            pipe.recycle(block);
         }
         Ok(total)
     })

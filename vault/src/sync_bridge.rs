@@ -142,16 +142,19 @@ const BLOCK: usize = 256 * 1024;
 const BLOCKS: usize = 8;
 
 /// The reading end of [`with_reader_thread`]: blocks read ahead by another
-/// thread.
+/// thread. Consumed blocks go back to the reader for reuse, so a pipeline
+/// allocates its few blocks once (fresh 256 KiB allocations would each cost
+/// page faults).
 pub(crate) struct PipeIn {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
 }
 
 impl PipeIn {
     /// The next block (or the unread rest of the current one); `None` at the
-    /// end of the input.
+    /// end of the input. Hand it back with [`PipeIn::recycle`].
     pub(crate) fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
         if self.pos < self.current.len() {
             let rest = self.current.split_off(self.pos);
@@ -165,6 +168,11 @@ impl PipeIn {
             Err(_) => Ok(None),
         }
     }
+
+    /// Returns a consumed block to the reader thread.
+    pub(crate) fn recycle(&mut self, block: Vec<u8>) {
+        let _ = self.back.try_send(block);
+    }
 }
 
 impl Read for PipeIn {
@@ -172,7 +180,8 @@ impl Read for PipeIn {
         while self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(Ok(block)) => {
-                    self.current = block;
+                    let old = std::mem::replace(&mut self.current, block);
+                    self.recycle(old);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
@@ -187,9 +196,10 @@ impl Read for PipeIn {
 }
 
 /// The writing end of [`with_writer_thread`]: blocks written by another
-/// thread.
+/// thread, which hands them back for reuse.
 pub(crate) struct PipeOut {
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
     buf: Vec<u8>,
 }
 
@@ -198,7 +208,14 @@ impl PipeOut {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
+        let fresh = match self.back.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Vec::with_capacity(BLOCK),
+        };
+        let block = std::mem::replace(&mut self.buf, fresh);
         self.tx
             .send(block)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "output writer stopped"))
@@ -221,7 +238,7 @@ impl Write for PipeOut {
 }
 
 /// Runs `body` over `input` read ahead on a second thread, so file I/O and
-/// decryption/encryption overlap on two cores. Memory: `BLOCKS` blocks.
+/// decryption/encryption overlap on two cores. Memory: a few blocks.
 pub(crate) fn with_reader_thread<R, T, E>(
     input: R,
     body: impl FnOnce(&mut PipeIn) -> Result<T, E>,
@@ -231,10 +248,12 @@ where
 {
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel(BLOCKS);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS + 2);
         s.spawn(move || {
             let mut input = input;
             loop {
-                let mut block = vec![0u8; BLOCK];
+                let mut block = free.try_recv().unwrap_or_default();
+                block.resize(BLOCK, 0);
                 let mut filled = 0;
                 let res = loop {
                     match input.read(&mut block[filled..]) {
@@ -265,6 +284,7 @@ where
         });
         let mut pipe = PipeIn {
             rx,
+            back,
             current: Vec::new(),
             pos: 0,
         };
@@ -286,15 +306,18 @@ where
 {
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS + 2);
         let writer = s.spawn(move || -> io::Result<()> {
             let mut output = output;
             for block in rx {
                 output.write_all(&block)?;
+                let _ = back.try_send(block);
             }
             output.flush()
         });
         let mut pipe = PipeOut {
             tx,
+            back: free,
             buf: Vec::with_capacity(BLOCK),
         };
         let result = body(&mut pipe).and_then(|v| {
