@@ -606,8 +606,7 @@ impl Drop for AnvilProcess {
 /// Stops a detached anvil by pid, after checking the pid still is anvil
 /// (a recycled pid must not be killed). Returns false if it was not running.
 pub fn stop_anvil(pid: u32) -> Result<bool> {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim() != "anvil" {
+    if !anvil_running(pid) {
         return Ok(false);
     }
     let status = Command::new("kill")
@@ -622,15 +621,24 @@ pub fn stop_anvil(pid: u32) -> Result<bool> {
         return Ok(false);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // A zombie (state Z) has exited; its parent reaps it.
-        if state.split_whitespace().nth(2) == Some("Z") {
-            break;
-        }
+    while anvil_running(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(true)
+}
+
+/// True if `pid` is a live (not zombie) process named anvil.
+pub fn anvil_running(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() != "anvil" {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Field 3 is the state; a zombie (Z) has exited and waits to be reaped.
+    let state = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some(Some('Z')) | Some(Some('X')) | None)
 }
 
 /// Information about a detached anvil recorded in devnet.yaml.

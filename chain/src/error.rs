@@ -17,7 +17,7 @@ pub enum ChainError {
         reason: String,
     },
     /// The RPC endpoint did not answer (refused, timed out, not JSON-RPC).
-    #[error("RPC {url} is unreachable ({call}): {source}")]
+    #[error("RPC {url} is unreachable ({call}): {}", root_cause(.source))]
     Unreachable {
         /// The endpoint.
         url: String,
@@ -49,7 +49,7 @@ pub enum ChainError {
         address: Address,
     },
     /// A plain JSON-RPC call (not a contract call) failed.
-    #[error("RPC {url}: {call} failed: {source}")]
+    #[error("RPC {url}: {call} failed: {}", root_cause(.source))]
     Rpc {
         /// The endpoint.
         url: String,
@@ -134,6 +134,16 @@ pub enum ChainError {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// The innermost message of an error chain: for a refused connection that is
+/// "Connection refused", not three layers of "error sending request".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// Result alias for this crate.

@@ -1,13 +1,485 @@
-//! `collective proposal ...`.
+//! `collective proposal submit|vote|queue|execute|status`: the DAO path that
+//! approves a tree, through the standard OpenZeppelin Governor.
+//!
+//! Chain access comes from `--devnet devnet.yaml` (RPC, addresses, demo keys)
+//! or from `--rpc/--governor/--code-registry/--key`. On a devnet the commands
+//! also move anvil's blocks and clock forward when a step would otherwise have
+//! to wait (voting delay, voting period, timelock delay).
+
+use std::path::PathBuf;
+
+use collective_chain::devnet::DevnetFile;
+use collective_chain::{
+    parse_expiry, parse_tree_sha1, parse_tree_sha256, Address, ApprovalRequest, ChainClient,
+    ChainError, PrivateKeySigner, ProposalInfo, ProposalState, Support, TxRef, U256,
+};
+use serde_json::json;
 
 use crate::output::Output;
+use crate::Exit;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProposalCommand {
-    /// Show a proposal's state.
-    Status,
+    /// Propose approving a tree (CodeRegistry.approve through the Governor and timelock).
+    Submit(SubmitArgs),
+    /// Vote on a proposal.
+    Vote(VoteArgs),
+    /// Queue a succeeded proposal in the timelock.
+    Queue(IdArgs),
+    /// Execute a queued proposal once the timelock delay passed.
+    Execute(IdArgs),
+    /// Show a proposal: state, votes, timing, calls.
+    Status(IdArgs),
 }
 
-pub async fn run(_c: ProposalCommand, _out: Output) -> anyhow::Result<u8> {
-    anyhow::bail!("proposal is not implemented yet")
+/// Where the chain is and who signs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChainArgs {
+    /// devnet.yaml from `collective dev up` (RPC, addresses, chain id, demo keys).
+    #[arg(long, env = "COLLECTIVE_DEVNET", value_name = "FILE")]
+    devnet: Option<PathBuf>,
+    /// JSON-RPC endpoint (without --devnet).
+    #[arg(
+        long,
+        env = "COLLECTIVE_RPC",
+        value_name = "URL",
+        conflicts_with = "devnet"
+    )]
+    rpc: Option<String>,
+    /// CollectiveGovernor address (without --devnet).
+    #[arg(
+        long,
+        env = "COLLECTIVE_GOVERNOR",
+        value_name = "ADDRESS",
+        conflicts_with = "devnet"
+    )]
+    governor: Option<String>,
+    /// CodeRegistry address, needed by `submit` (without --devnet).
+    #[arg(
+        long,
+        env = "COLLECTIVE_CODE_REGISTRY",
+        value_name = "ADDRESS",
+        conflicts_with = "devnet"
+    )]
+    code_registry: Option<String>,
+    /// Refuse to act unless the RPC serves this chain id (without --devnet, which carries it).
+    #[arg(long, value_name = "ID", conflicts_with = "devnet")]
+    chain_id: Option<u64>,
+    /// Hex private key that signs (prefer the env var over the flag).
+    #[arg(
+        long,
+        env = "COLLECTIVE_KEY",
+        value_name = "HEX",
+        hide_env_values = true
+    )]
+    key: Option<String>,
+    /// With --devnet: sign as this demo account (deployer, voter1, voter2, voter3, requester, ...).
+    #[arg(long = "as", value_name = "ROLE")]
+    role: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The tree id in git's sha256 object format (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    tree_sha256: String,
+    /// The tree id in git's sha1 object format (40 hex digits).
+    #[arg(long, value_name = "HEX")]
+    tree_sha1: String,
+    /// An age recipient job outputs may be encrypted to (repeatable).
+    #[arg(long = "recipient", value_name = "AGE_RECIPIENT")]
+    recipients: Vec<String>,
+    /// When the approval lapses: RFC 3339, unix seconds, +<n><s|m|h|d|w>, or never.
+    #[arg(long, default_value = "never")]
+    expires: String,
+    /// Reference stored with the approval, e.g. the pull request URL.
+    #[arg(long, default_value = "")]
+    uri: String,
+    /// Proposal description shown to voters (part of the proposal id).
+    #[arg(long)]
+    description: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VoteArgs {
+    /// Proposal id (decimal or 0x hex).
+    id: String,
+    /// for, against or abstain.
+    #[arg(long, value_enum, default_value_t = SupportArg::For)]
+    support: SupportArg,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    /// Proposal id (decimal or 0x hex).
+    id: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SupportArg {
+    For,
+    Against,
+    Abstain,
+}
+
+impl From<SupportArg> for Support {
+    fn from(s: SupportArg) -> Self {
+        match s {
+            SupportArg::For => Support::For,
+            SupportArg::Against => Support::Against,
+            SupportArg::Abstain => Support::Abstain,
+        }
+    }
+}
+
+pub async fn run(c: ProposalCommand, out: Output) -> anyhow::Result<u8> {
+    match c {
+        ProposalCommand::Submit(a) => submit(a, out).await,
+        ProposalCommand::Vote(a) => vote(a, out).await,
+        ProposalCommand::Queue(a) => queue(a, out).await,
+        ProposalCommand::Execute(a) => execute(a, out).await,
+        ProposalCommand::Status(a) => status(a, out).await,
+    }
+}
+
+/// Bad configuration and malformed input exit 64; chain failures exit 1.
+pub(crate) fn chain_err(e: ChainError) -> anyhow::Error {
+    match e {
+        ChainError::InvalidUrl { .. }
+        | ChainError::WrongChain { .. }
+        | ChainError::NotAContract { .. }
+        | ChainError::InvalidInput { .. }
+        | ChainError::DevnetFile { .. }
+        | ChainError::NoSigner { .. } => Exit::usage(e.to_string()),
+        // The message already names the URL, contract and call; the source
+        // chain would repeat it.
+        other => anyhow::anyhow!(other.to_string()),
+    }
+}
+
+fn parse_address(field: &str, s: &str) -> anyhow::Result<Address> {
+    s.parse().map_err(|_| {
+        Exit::usage(format!(
+            "invalid {field} address {s:?}: expected 0x and 40 hex digits"
+        ))
+    })
+}
+
+fn parse_id(s: &str) -> anyhow::Result<U256> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("0x") {
+        Some(h) => U256::from_str_radix(h, 16),
+        None => U256::from_str_radix(t, 10),
+    };
+    parsed.map_err(|_| {
+        Exit::usage(format!(
+            "invalid proposal id {s:?}: expected a decimal or 0x-hex number"
+        ))
+    })
+}
+
+/// A connected client plus whether it is a devnet we may fast-forward.
+struct Conn {
+    client: ChainClient,
+    devnet: bool,
+}
+
+async fn connect(a: &ChainArgs, default_role: Option<&str>) -> anyhow::Result<Conn> {
+    if let Some(path) = &a.devnet {
+        let file = DevnetFile::load(path).map_err(chain_err)?;
+        let signer = match (&a.key, &a.role, default_role) {
+            (Some(k), _, _) => Some(parse_key(k)?),
+            (None, Some(r), _) => Some(
+                file.account(r)
+                    .and_then(|acc| acc.signer())
+                    .map_err(chain_err)?,
+            ),
+            (None, None, Some(r)) if !file.accounts.is_empty() => Some(
+                file.account(r)
+                    .and_then(|acc| acc.signer())
+                    .map_err(chain_err)?,
+            ),
+            _ => None,
+        };
+        let client = ChainClient::connect_deployment(&file.deployment, signer)
+            .await
+            .map_err(chain_err)?;
+        return Ok(Conn {
+            client,
+            devnet: file.anvil.is_some() || !file.accounts.is_empty(),
+        });
+    }
+    let Some(rpc) = &a.rpc else {
+        return Err(Exit::usage(
+            "no chain given: pass --devnet devnet.yaml, or --rpc URL with --governor ADDRESS",
+        ));
+    };
+    let Some(governor) = &a.governor else {
+        return Err(Exit::usage(
+            "--rpc needs --governor ADDRESS (or use --devnet devnet.yaml)",
+        ));
+    };
+    if a.role.is_some() {
+        return Err(Exit::usage(
+            "--as ROLE needs --devnet (demo accounts live there); use --key instead",
+        ));
+    }
+    let governor = parse_address("governor", governor)?;
+    let code_registry = a
+        .code_registry
+        .as_deref()
+        .map(|s| parse_address("code registry", s))
+        .transpose()?;
+    let signer = a.key.as_deref().map(parse_key).transpose()?;
+    let addresses = ChainClient::discover(rpc, governor, code_registry)
+        .await
+        .map_err(chain_err)?;
+    let client = ChainClient::connect(rpc, addresses, signer)
+        .await
+        .map_err(chain_err)?;
+    if let Some(expected) = a.chain_id {
+        let actual = client.chain_id().await.map_err(chain_err)?;
+        if actual != expected {
+            return Err(chain_err(ChainError::WrongChain {
+                url: rpc.clone(),
+                expected,
+                actual,
+            }));
+        }
+    }
+    Ok(Conn {
+        client,
+        devnet: false,
+    })
+}
+
+fn parse_key(k: &str) -> anyhow::Result<PrivateKeySigner> {
+    k.trim().parse().map_err(|_| {
+        Exit::usage("invalid --key / COLLECTIVE_KEY: expected a 32-byte hex private key")
+    })
+}
+
+fn tx_json(tx: &TxRef) -> serde_json::Value {
+    json!({ "tx_hash": tx.tx_hash, "block_number": tx.block_number, "block_hash": tx.block_hash })
+}
+
+async fn submit(a: SubmitArgs, out: Output) -> anyhow::Result<u8> {
+    // Validate everything local before touching the network.
+    let tree_sha256 = parse_tree_sha256(&a.tree_sha256).map_err(chain_err)?;
+    let tree_sha1 = parse_tree_sha1(&a.tree_sha1).map_err(chain_err)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires_at = parse_expiry(&a.expires, now).map_err(chain_err)?;
+    if a.description.trim().is_empty() {
+        return Err(Exit::usage("--description must not be empty"));
+    }
+    for r in &a.recipients {
+        if r.trim().is_empty() || r.contains('\n') {
+            return Err(Exit::usage(format!("invalid --recipient {r:?}")));
+        }
+    }
+    if a.chain.devnet.is_none() && a.chain.code_registry.is_none() {
+        return Err(Exit::usage(
+            "submit needs --code-registry ADDRESS with --rpc (or use --devnet devnet.yaml)",
+        ));
+    }
+    let conn = connect(&a.chain, Some("requester")).await?;
+    let req = ApprovalRequest {
+        tree_sha256,
+        tree_sha1,
+        recipients: a.recipients,
+        expires_at,
+        uri: a.uri,
+    };
+    let id = conn
+        .client
+        .propose_approval(&req, &a.description)
+        .await
+        .map_err(chain_err)?;
+    let state = conn.client.proposal_state(id).await.map_err(chain_err)?;
+    let human = format!(
+        "proposal {id} submitted ({state})\n  approves tree sha256 {tree_sha256} / sha1 {tree_sha1}\n  next: collective proposal vote {id}"
+    );
+    out.result(&json!({ "id": id.to_string(), "state": state, "request": req, "description": a.description }), human)?;
+    Ok(crate::exit::OK)
+}
+
+/// On a devnet, mines blocks / advances time until `id` leaves `waiting`.
+async fn fast_forward_from(
+    conn: &Conn,
+    id: U256,
+    waiting: ProposalState,
+    out: &Output,
+) -> anyhow::Result<ProposalState> {
+    let mut state = conn.client.proposal_state(id).await.map_err(chain_err)?;
+    if conn.devnet && state == waiting {
+        out.say(format!(
+            "devnet: advancing the chain past the {state} phase"
+        ));
+        state = conn.client.fast_forward(id).await.map_err(chain_err)?;
+    }
+    Ok(state)
+}
+
+async fn vote(a: VoteArgs, out: Output) -> anyhow::Result<u8> {
+    let id = parse_id(&a.id)?;
+    let conn = connect(&a.chain, Some("voter1")).await?;
+    let state = fast_forward_from(&conn, id, ProposalState::Pending, &out).await?;
+    if state != ProposalState::Active {
+        return Err(anyhow::anyhow!(
+            "proposal {id} is {state}: votes are accepted only while it is active"
+        ));
+    }
+    let support: Support = a.support.into();
+    let tx = conn
+        .client
+        .cast_vote(id, support)
+        .await
+        .map_err(chain_err)?;
+    let voter = conn.client.sender().unwrap_or_default();
+    let human = format!(
+        "voted {} on proposal {id} as {voter} (tx {})",
+        json!(support).as_str().unwrap_or("?"),
+        tx.tx_hash
+    );
+    out.result(
+        &json!({ "id": id.to_string(), "support": support, "voter": voter, "tx": tx_json(&tx) }),
+        human,
+    )?;
+    Ok(crate::exit::OK)
+}
+
+async fn queue(a: IdArgs, out: Output) -> anyhow::Result<u8> {
+    let id = parse_id(&a.id)?;
+    let conn = connect(&a.chain, Some("requester")).await?;
+    let state = fast_forward_from(&conn, id, ProposalState::Active, &out).await?;
+    if state != ProposalState::Succeeded {
+        return Err(anyhow::anyhow!(
+            "proposal {id} is {state}: only a succeeded proposal can be queued"
+        ));
+    }
+    let tx = conn.client.queue(id).await.map_err(chain_err)?;
+    let info = conn.client.proposal(id).await.map_err(chain_err)?;
+    let human = format!(
+        "queued proposal {id} (tx {}); executable at unix time {}",
+        tx.tx_hash, info.eta
+    );
+    out.result(
+        &json!({ "id": id.to_string(), "eta": info.eta, "tx": tx_json(&tx) }),
+        human,
+    )?;
+    Ok(crate::exit::OK)
+}
+
+async fn execute(a: IdArgs, out: Output) -> anyhow::Result<u8> {
+    let id = parse_id(&a.id)?;
+    let conn = connect(&a.chain, Some("requester")).await?;
+    let mut state = conn.client.proposal_state(id).await.map_err(chain_err)?;
+    if state == ProposalState::Queued && conn.devnet {
+        state = conn.client.fast_forward(id).await.map_err(chain_err)?;
+    }
+    if state != ProposalState::Queued {
+        return Err(anyhow::anyhow!(
+            "proposal {id} is {state}: only a queued proposal can be executed"
+        ));
+    }
+    let tx = conn.client.execute(id).await.map_err(chain_err)?;
+    let human = format!(
+        "executed proposal {id} (tx {}, block {})",
+        tx.tx_hash, tx.block_number
+    );
+    out.result(
+        &json!({ "id": id.to_string(), "state": ProposalState::Executed, "tx": tx_json(&tx) }),
+        human,
+    )?;
+    Ok(crate::exit::OK)
+}
+
+fn describe_actions(info: &ProposalInfo) -> String {
+    use collective_chain::alloy::sol_types::SolCall;
+    use collective_chain::bindings::CodeRegistry::approveCall;
+    let mut s = String::new();
+    for act in &info.actions {
+        match approveCall::abi_decode(&act.calldata) {
+            Ok(c) => {
+                let expiry = if c.expiresAt == 0 {
+                    "never".to_string()
+                } else {
+                    c.expiresAt.to_string()
+                };
+                s.push_str(&format!(
+                    "  approve tree sha256 {} sha1 {} at {}\n    recipients: {}\n    expires: {expiry}  uri: {}\n",
+                    c.treeSha256,
+                    c.treeSha1,
+                    act.target,
+                    if c.recipients.is_empty() { "(none)".to_string() } else { c.recipients.join(", ") },
+                    c.uri
+                ));
+            }
+            Err(_) => s.push_str(&format!(
+                "  call {} with {} bytes of calldata\n",
+                act.target,
+                act.calldata.len()
+            )),
+        }
+    }
+    s
+}
+
+async fn status(a: IdArgs, out: Output) -> anyhow::Result<u8> {
+    let id = parse_id(&a.id)?;
+    let conn = connect(&a.chain, None).await?;
+    let info = conn.client.proposal(id).await.map_err(chain_err)?;
+    let tokens = |v: U256| {
+        let unit = U256::from(10u64).pow(U256::from(18u64));
+        let (whole, frac) = (v / unit, v % unit);
+        if frac.is_zero() {
+            whole.to_string()
+        } else {
+            format!(
+                "{whole}.{}",
+                format!("{:0>18}", frac.to_string()).trim_end_matches('0')
+            )
+        }
+    };
+    let human = format!(
+        "proposal {}\n  state: {}\n  description: {}\n  proposer: {}\n  votes: for {} against {} abstain {} (quorum {})\n  voting: blocks {}..={}{}\n{}",
+        info.id,
+        info.state,
+        info.description,
+        info.proposer,
+        tokens(info.for_votes),
+        tokens(info.against_votes),
+        tokens(info.abstain_votes),
+        tokens(info.quorum),
+        info.snapshot + 1,
+        info.deadline,
+        if info.eta > 0 { format!("\n  executable at unix time {}", info.eta) } else { String::new() },
+        describe_actions(&info).trim_end()
+    );
+    let mut v = serde_json::to_value(&info)?;
+    // Large integers as decimal strings (JSON numbers lose precision).
+    v["id"] = json!(info.id.to_string());
+    v["for_votes"] = json!(info.for_votes.to_string());
+    v["against_votes"] = json!(info.against_votes.to_string());
+    v["abstain_votes"] = json!(info.abstain_votes.to_string());
+    v["quorum"] = json!(info.quorum.to_string());
+    for act in v["actions"].as_array_mut().into_iter().flatten() {
+        if let Some(val) = act.get("value").and_then(|x| x.as_str()) {
+            let dec = U256::from_str_radix(val.trim_start_matches("0x"), 16)
+                .unwrap_or_default()
+                .to_string();
+            act["value"] = json!(dec);
+        }
+    }
+    out.result(&v, human)?;
+    Ok(crate::exit::OK)
 }
