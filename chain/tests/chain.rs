@@ -521,3 +521,77 @@ async fn devnet_file_round_trips_and_parses_as_a_deployment() {
     );
     assert!(DevnetFile::load(&dir.path().join("missing.yaml")).is_err());
 }
+
+#[tokio::test]
+async fn anvil_reorg_rpc_replacing_the_approval_block_is_noticed() {
+    let net = Net::start().await;
+    let requester = net.client("requester").await;
+    let req = request(6);
+    let id = requester
+        .propose_approval(&req, "Approve PR 6")
+        .await
+        .unwrap();
+    net.pass_and_queue(id).await;
+    requester.fast_forward(id).await.unwrap();
+    let reader = net.reader().await;
+    let start = reader.block_number().await.unwrap() + 1;
+    let mut watcher = EventWatcher::new(reader.clone(), start, 1);
+
+    requester.execute(id).await.unwrap();
+    reader.anvil_mine(2).await.unwrap();
+    let evs = watcher.poll().await.unwrap();
+    assert!(
+        matches!(evs.as_slice(), [ChainEvent::Approved { .. }]),
+        "{evs:?}"
+    );
+    assert!(reader.approval(req.tree_sha256, 1).await.unwrap().is_some());
+
+    // anvil_reorg replaces the last 3 blocks (execute + 2 empty) with empty ones.
+    let _: serde_json::Value = reader
+        .provider()
+        .raw_request(
+            "anvil_reorg".into(),
+            (3u64, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
+    reader.anvil_mine(1).await.unwrap();
+    assert_eq!(
+        reader.approval(req.tree_sha256, 1).await.unwrap(),
+        None,
+        "approval gone after reorg"
+    );
+    let evs = watcher.poll().await.unwrap();
+    assert!(
+        matches!(evs.first(), Some(ChainEvent::Reorg { .. })),
+        "{evs:?}"
+    );
+    assert!(
+        !evs.iter().any(|e| matches!(e, ChainEvent::Approved { .. })),
+        "{evs:?}"
+    );
+}
+
+#[tokio::test]
+async fn event_stream_yields_confirmed_events() {
+    use futures::StreamExt;
+    let net = Net::start().await;
+    let guardian = net.client("guardian").await;
+    let reader = net.reader().await;
+    let watcher = EventWatcher::new(reader.clone(), net.file.deployment.deploy_block, 2);
+    let mut stream = Box::pin(watcher.into_stream(std::time::Duration::from_millis(50)));
+    guardian.pause().await.unwrap();
+    // Not yet confirmed: nothing arrives.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(400), stream.next()).await;
+    assert!(early.is_err(), "event before confirmation: {early:?}");
+    reader.anvil_mine(2).await.unwrap();
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .expect("event arrives once confirmed")
+        .expect("stream continues")
+        .unwrap();
+    assert!(
+        matches!(ev, ChainEvent::Paused { by, .. } if by == guardian.sender().unwrap()),
+        "{ev:?}"
+    );
+}
