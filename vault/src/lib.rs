@@ -44,6 +44,16 @@ pub use plain::{
 };
 pub use store::{DatasetStore, ObjectRef};
 
+/// Hex sha256 and size of a file, streamed (for output digests in the log).
+pub fn sha256_file(path: &std::path::Path) -> Result<(String, u64), VaultError> {
+    use sha2::Digest;
+    let what = || path.display().to_string();
+    let mut file = std::fs::File::open(path).map_err(|e| VaultError::io(what(), e))?;
+    let mut hasher = sha2::Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher).map_err(|e| VaultError::io(what(), e))?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
 /// Hex sha256 of a byte slice; the name of a dataset object.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -416,6 +416,27 @@ impl DatasetStore {
         .await
     }
 
+    /// As [`DatasetStore::reencrypt`], into the file `dest` atomically (an
+    /// export in the node's outbox): `dest` exists only if the whole object
+    /// verified and re-encrypted.
+    pub async fn reencrypt_to_file(
+        &self,
+        sha256: &str,
+        identity: Arc<dyn age::Identity + Send + Sync>,
+        recipients: &[String],
+        dest: &std::path::Path,
+    ) -> Result<u64, VaultError> {
+        envelope::parse_recipients(recipients)?;
+        let recipients = recipients.to_vec();
+        let dest = dest.to_path_buf();
+        self.with_verified_reader(sha256, move |r, what| {
+            envelope::write_atomically(&dest, |w| {
+                reencrypt_labeled(r, w, identity.as_ref(), &recipients, what)
+            })
+        })
+        .await
+    }
+
     /// Deletes object `sha256` (a no-op if absent).
     pub async fn delete(&self, sha256: &str) -> Result<(), VaultError> {
         check_name(sha256)?;

@@ -627,6 +627,36 @@ async fn datasets_decrypt_into_private_dir_skipping_withdrawn() {
     let mut pt = Vec::new();
     decrypt_stream(&out[..], &mut pt, &id).unwrap();
     assert_eq!(pt, b"charlie");
+
+    // ... and into an outbox file, atomically.
+    let outbox = tempfile::tempdir().unwrap();
+    let export = outbox.path().join("export.age");
+    let (id, rr) = x25519();
+    store
+        .reencrypt_to_file(&a.sha256, fixture().shared_identity(), &[rr], &export)
+        .await
+        .unwrap();
+    let (digest, size) = collective_vault::sha256_file(&export).unwrap();
+    assert_eq!(size, std::fs::metadata(&export).unwrap().len());
+    assert_eq!(
+        digest,
+        collective_vault::sha256_hex(&std::fs::read(&export).unwrap())
+    );
+    let mut pt = Vec::new();
+    decrypt_stream(std::fs::File::open(&export).unwrap(), &mut pt, &id).unwrap();
+    assert_eq!(pt, b"alpha");
+    // A bad recipient fails before reading and leaves no file.
+    let err = store
+        .reencrypt_to_file(
+            &a.sha256,
+            fixture().shared_identity(),
+            &["age1bogus".into()],
+            &outbox.path().join("bad.age"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::Recipient { .. }), "{err}");
+    assert_eq!(files_under(outbox.path()), vec![export]);
 }
 
 // ---------------------------------------------------------------- memory
