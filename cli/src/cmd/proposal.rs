@@ -403,10 +403,17 @@ async fn execute(a: IdArgs, out: Output) -> anyhow::Result<u8> {
     Ok(crate::exit::OK)
 }
 
-fn describe_actions(info: &ProposalInfo) -> String {
+/// Human lines for the proposal's calls, and for each `approve` call the
+/// approval record on chain now (if the registry address is known).
+async fn describe_actions(
+    client: &ChainClient,
+    info: &ProposalInfo,
+) -> anyhow::Result<(String, Vec<serde_json::Value>)> {
     use collective_chain::alloy::sol_types::SolCall;
     use collective_chain::bindings::CodeRegistry::approveCall;
+    let registry = client.addresses().code_registry;
     let mut s = String::new();
+    let mut onchain = Vec::new();
     for act in &info.actions {
         match approveCall::abi_decode(&act.calldata) {
             Ok(c) => {
@@ -423,6 +430,19 @@ fn describe_actions(info: &ProposalInfo) -> String {
                     if c.recipients.is_empty() { "(none)".to_string() } else { c.recipients.join(", ") },
                     c.uri
                 ));
+                if registry != Address::ZERO && act.target == registry {
+                    let a = client.approval(c.treeSha256, 0).await.map_err(chain_err)?;
+                    let line = match &a {
+                        Some(a) if a.revoked => format!("revoked ({})", a.revoke_reason),
+                        Some(a) => format!(
+                            "approved in block {} (tx {})",
+                            a.approved_block, a.approved_tx
+                        ),
+                        None => "not approved".to_string(),
+                    };
+                    s.push_str(&format!("    on chain now: {line}\n"));
+                    onchain.push(json!({ "tree_sha256": c.treeSha256, "approval": a }));
+                }
             }
             Err(_) => s.push_str(&format!(
                 "  call {} with {} bytes of calldata\n",
@@ -431,13 +451,14 @@ fn describe_actions(info: &ProposalInfo) -> String {
             )),
         }
     }
-    s
+    Ok((s, onchain))
 }
 
 async fn status(a: IdArgs, out: Output) -> anyhow::Result<u8> {
     let id = parse_id(&a.id)?;
     let conn = connect(&a.chain, None).await?;
     let info = conn.client.proposal(id).await.map_err(chain_err)?;
+    let (actions, onchain) = describe_actions(&conn.client, &info).await?;
     let tokens = |v: U256| {
         let unit = U256::from(10u64).pow(U256::from(18u64));
         let (whole, frac) = (v / unit, v % unit);
@@ -463,7 +484,7 @@ async fn status(a: IdArgs, out: Output) -> anyhow::Result<u8> {
         info.snapshot + 1,
         info.deadline,
         if info.eta > 0 { format!("\n  executable at unix time {}", info.eta) } else { String::new() },
-        describe_actions(&info).trim_end()
+        actions.trim_end()
     );
     let mut v = serde_json::to_value(&info)?;
     // Large integers as decimal strings (JSON numbers lose precision).
@@ -472,6 +493,7 @@ async fn status(a: IdArgs, out: Output) -> anyhow::Result<u8> {
     v["against_votes"] = json!(info.against_votes.to_string());
     v["abstain_votes"] = json!(info.abstain_votes.to_string());
     v["quorum"] = json!(info.quorum.to_string());
+    v["approvals_on_chain"] = json!(onchain);
     for act in v["actions"].as_array_mut().into_iter().flatten() {
         if let Some(val) = act.get("value").and_then(|x| x.as_str()) {
             let dec = U256::from_str_radix(val.trim_start_matches("0x"), 16)
