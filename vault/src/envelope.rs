@@ -476,6 +476,31 @@ mod tests {
         assert!(check_age_header(&b"age-encryption.org/v1\n-> X25519 bad\n"[..], "t").is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+        /// Arbitrary input never panics the parser and is never accepted.
+        #[test]
+        fn arbitrary_bytes_are_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let (id, _) = x25519();
+            proptest::prop_assert!(decrypt_stream(&bytes[..], io::sink(), &id).is_err());
+            let mut with_magic = b"age-encryption.org/v1\n".to_vec();
+            with_magic.extend_from_slice(&bytes);
+            proptest::prop_assert!(decrypt_stream(&with_magic[..], io::sink(), &id).is_err());
+        }
+
+        /// Any single flipped bit anywhere in a ciphertext is detected.
+        #[test]
+        fn any_bit_flip_is_detected(len in 0usize..200_000, pos in proptest::num::usize::ANY, bit in 0u8..8) {
+            let (id, r) = x25519();
+            let mut ct = Vec::new();
+            encrypt_stream(&vec![5u8; len][..], &mut ct, &[r]).unwrap();
+            let pos = pos % ct.len();
+            ct[pos] ^= 1 << bit;
+            proptest::prop_assert!(decrypt_stream(&ct[..], io::sink(), &id).is_err());
+        }
+    }
+
     #[test]
     fn wrong_key_and_tamper_are_classified() {
         let (_, r) = x25519();

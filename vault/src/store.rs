@@ -471,6 +471,34 @@ mod tests {
         );
     }
 
+    #[test]
+    fn s3_locations_are_configured_not_contacted() {
+        let opts = [
+            ("aws_region", "us-east-1"),
+            ("aws_endpoint", "http://127.0.0.1:9"),
+            ("aws_allow_http", "true"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = DatasetStore::open_with_options("s3://bucket/some/prefix/", opts).unwrap();
+        assert_eq!(s.url(), "s3://bucket/some/prefix");
+        assert_eq!(
+            s.object_url(&"a".repeat(64)),
+            format!("s3://bucket/some/prefix/{}.age", "a".repeat(64))
+        );
+        assert_eq!(
+            s.object_path(&"a".repeat(64)).as_ref(),
+            format!("some/prefix/{}.age", "a".repeat(64))
+        );
+        let err = DatasetStore::open_with_options(
+            "s3://bucket",
+            [("no_such_option".to_string(), "x".to_string())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no_such_option"), "{err}");
+    }
+
     #[tokio::test]
     async fn memory_roundtrip() {
         let s = DatasetStore::open("memory://").unwrap();
