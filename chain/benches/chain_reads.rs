@@ -16,12 +16,24 @@ const N: usize = 100;
 #[tokio::main]
 async fn main() {
     let cast = devnet::native_tool("cast");
-    assert!(cast.exists(), "cast not found at {} (run `make tools`)", cast.display());
-    let anvil = AnvilProcess::spawn(&AnvilOptions::default()).await.expect("anvil");
-    let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default()).await.expect("deploy");
+    assert!(
+        cast.exists(),
+        "cast not found at {} (run `make tools`)",
+        cast.display()
+    );
+    let anvil = AnvilProcess::spawn(&AnvilOptions::default())
+        .await
+        .expect("anvil");
+    let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default())
+        .await
+        .expect("deploy");
     let signer = |r: &str| file.account(r).unwrap().signer().unwrap();
-    let requester = ChainClient::connect_deployment(&file.deployment, Some(signer("requester"))).await.unwrap();
-    let voter = ChainClient::connect_deployment(&file.deployment, Some(signer("voter1"))).await.unwrap();
+    let requester = ChainClient::connect_deployment(&file.deployment, Some(signer("requester")))
+        .await
+        .unwrap();
+    let voter = ChainClient::connect_deployment(&file.deployment, Some(signer("voter1")))
+        .await
+        .unwrap();
     let tree = B256::repeat_byte(0x5a);
     let req = ApprovalRequest {
         tree_sha256: tree,
@@ -38,7 +50,9 @@ async fn main() {
     requester.fast_forward(id).await.unwrap();
     requester.execute(id).await.unwrap();
     requester.anvil_mine(3).await.unwrap();
-    let reader = ChainClient::connect_deployment(&file.deployment, None).await.unwrap();
+    let reader = ChainClient::connect_deployment(&file.deployment, None)
+        .await
+        .unwrap();
     let block = reader.block_number().await.unwrap() - 2;
 
     // Full approval record (eth_call + the Approved log lookup).
@@ -60,7 +74,14 @@ async fn main() {
     let t = Instant::now();
     for _ in 0..N {
         let out = Command::new(&cast)
-            .args(["call", "--rpc-url", anvil.url(), "--block", &block.to_string(), &registry])
+            .args([
+                "call",
+                "--rpc-url",
+                anvil.url(),
+                "--block",
+                &block.to_string(),
+                &registry,
+            ])
             .arg("isApproved(bytes32)(bool)")
             .arg(tree.to_string())
             .output()
@@ -71,8 +92,14 @@ async fn main() {
 
     println!("chain_reads: {N} reads each, anvil on localhost");
     println!("  ChainClient::is_approved   {:>9.3} ms/call", ours * 1e3);
-    println!("  ChainClient::approval_at   {:>9.3} ms/call (record + Approved log lookup)", ours_full * 1e3);
-    println!("  cast call isApproved       {:>9.3} ms/call (process per call)", cast_t * 1e3);
+    println!(
+        "  ChainClient::approval_at   {:>9.3} ms/call (record + Approved log lookup)",
+        ours_full * 1e3
+    );
+    println!(
+        "  cast call isApproved       {:>9.3} ms/call (process per call)",
+        cast_t * 1e3
+    );
     println!("  ratio cast/is_approved     {:>9.1}x", cast_t / ours);
     println!("  ratio cast/approval_at     {:>9.1}x", cast_t / ours_full);
 }

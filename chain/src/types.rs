@@ -426,3 +426,31 @@ mod expiry_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn tree_id_round_trips(bytes in proptest::array::uniform32(any::<u8>()), prefix in any::<bool>(), upper in any::<bool>()) {
+            let mut h = hex::encode(bytes);
+            if upper { h = h.to_uppercase(); }
+            let s = if prefix { format!("0x{h}") } else { h };
+            prop_assert_eq!(parse_tree_sha256(&s).unwrap(), B256::from(bytes));
+        }
+
+        #[test]
+        fn parsers_never_panic(s in ".{0,80}") {
+            let _ = parse_tree_sha256(&s);
+            let _ = parse_tree_sha1(&s);
+            let _ = parse_expiry(&s, 1_700_000_000);
+        }
+
+        #[test]
+        fn relative_expiry_is_after_now(n in 0u64..1_000_000, now in 0u64..4_000_000_000) {
+            prop_assert_eq!(parse_expiry(&format!("+{n}m"), now).unwrap(), now + n * 60);
+        }
+    }
+}
