@@ -107,6 +107,9 @@ pub struct Inner {
     pub status: Mutex<Status>,
     pub metrics: Metrics,
     policy_digest: String,
+    /// Private (0700, tmpfs when available) base of plaintext directories;
+    /// emptied at start, so a crash leaves no plaintext behind for long.
+    plain_base: PathBuf,
     pub started_at: Instant,
 }
 
@@ -327,6 +330,34 @@ impl Node {
             serde_json::to_vec(&cfg.sandbox).unwrap_or_default(),
         ));
         let node_id = cfg.node_id();
+        // One base per node instance (node id and work dir), so two nodes
+        // on one machine never clear each other's plaintext.
+        let instance = hex::encode(sha2::Sha256::digest(
+            cfg.paths.work_dir.to_string_lossy().as_bytes(),
+        ));
+        let plain_base = collective_vault::plain_base_dir().join(format!(
+            "collective-{}-{}",
+            &hex::encode(node_id)[..8],
+            &instance[..8]
+        ));
+        let stale = std::fs::read_dir(&plain_base)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if stale {
+            warn!(dir = %plain_base.display(), "removing plaintext left by a previous run");
+        }
+        let _ = std::fs::remove_dir_all(&plain_base);
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&plain_base)
+                .map_err(|source| ControllerError::Io {
+                    path: plain_base.clone(),
+                    source,
+                })?;
+        }
         let status = Status {
             node_id: format!("0x{}", hex::encode(node_id)),
             ..Default::default()
@@ -347,6 +378,7 @@ impl Node {
             status: Mutex::new(status),
             metrics: Metrics::default(),
             policy_digest,
+            plain_base,
             started_at: Instant::now(),
             keys,
             cfg,
@@ -1136,7 +1168,8 @@ impl Node {
                 Ok(JobEnd::Exported { outputs })
             }
             JobKind::Batch => {
-                let plain = collective_vault::decrypt_datasets_into(
+                let plain = collective_vault::decrypt_datasets_into_dir(
+                    &i.plain_base,
                     &i.store,
                     datasets,
                     i.keys.shared_identity(),

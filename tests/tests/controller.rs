@@ -1,0 +1,464 @@
+//! End-to-end tests of the node: real anvil with the contracts, real git
+//! repositories, real bubblewrap. Build the CLI first (`cargo build -p
+//! collective`): the audit and crash tests run the binary.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use collective_e2e::*;
+
+const T: Duration = Duration::from_secs(90);
+
+fn stats_files() -> Vec<(&'static str, Option<&'static str>)> {
+    vec![
+        ("README.md", Some("stats job\n")),
+        ("jobs/stats/job.yaml", Some(STATS_JOB_YAML)),
+        ("jobs/stats/run.py", Some(STATS_JOB_PY)),
+    ]
+}
+
+/// Approved through the Governor: deployed, job runs on contributed data,
+/// the requester decrypts the output, `collective audit` passes; a restart
+/// replays the log and does not run the job again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let (ids, commit) = repo.commit(&stats_files(), "add stats job")?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let store = collective_vault::DatasetStore::open(&dirs.store_url())?;
+    devnet
+        .register_node(NODE_ID, node_keys(), "collective.test/node")
+        .await?;
+    devnet
+        .contribute(&store, node_keys().recipient(), NODE_ID, b"a,b\n1,2\n3,4\n")
+        .await?;
+    let cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    let node = RunningNode::start(cfg.clone()).await?;
+
+    // Before the vote: refused (not approved), nothing deployed.
+    let refused = node.wait_decision("refused", None, T).await?;
+    assert_eq!(refused["tree_sha256"], ids.sha256.as_str());
+    assert!(
+        refused["reason"].as_str().unwrap().contains("no approval"),
+        "{refused}"
+    );
+    assert!(node.get("/v1/status").await?["deployed"].is_null());
+
+    let requester = Requester::default();
+    devnet.approve(&ids, &[requester.recipient()], 0).await?;
+    let deployed = node.wait_decision("deployed", None, T).await?;
+    assert_eq!(deployed["tree_sha256"], ids.sha256.as_str());
+    assert_eq!(deployed["commit"], commit.as_str());
+    let fin = node.wait_decision("job-finished", Some("stats"), T).await?;
+    assert_eq!(fin["exit_status"], 0, "{fin}");
+
+    // The requester fetches and decrypts the output; its digest is logged.
+    let path = format!("/v1/outbox/{}/stats/out/result.json.age", ids.sha256);
+    let ct = node.bytes(&path).await?;
+    let logged = fin["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "out/result.json.age")
+        .cloned()
+        .unwrap();
+    assert_eq!(logged["sha256"], collective_vault::sha256_hex(&ct).as_str());
+    let result: serde_json::Value = serde_json::from_slice(&requester.decrypt(&ct)?)?;
+    assert_eq!(result["files"], 1);
+    assert_eq!(result["lines"], 3);
+    // Someone else cannot decrypt it; the outbox serves nothing but .age.
+    assert!(Requester::default().decrypt(&ct).is_err());
+    assert!(node.bytes("/v1/outbox/../keys/node.key").await.is_err());
+    // Status page and metrics are up.
+    let page = String::from_utf8(node.bytes("/").await?)?;
+    assert!(
+        page.contains(&ids.sha256),
+        "status page lacks the deployed tree"
+    );
+    let metrics = String::from_utf8(node.bytes("/metrics").await?)?;
+    assert!(
+        metrics.contains("collective_jobs_started_total 1"),
+        "{metrics}"
+    );
+    let checkpoint = String::from_utf8(node.bytes("/log/checkpoint").await?)?;
+    assert!(
+        checkpoint.starts_with("collective.test/node\n"),
+        "{checkpoint}"
+    );
+    node.stop().await;
+
+    // The auditor: log signature, inclusion, approvals on chain, trees in the repo.
+    let vkey = node_keys().log_verifier_key("collective.test/node")?;
+    let a = &devnet.file.deployment.addresses;
+    let out = std::process::Command::new(collective_bin())
+        .args(["audit", "--log"])
+        .arg(dirs.log_dir())
+        .args(["--log-key", &vkey, "--rpc", devnet.url()])
+        .args(["--node-registry", &format!("{:#x}", a.node_registry)])
+        .args(["--code-registry", &format!("{:#x}", a.code_registry)])
+        .arg("--repo")
+        .arg(&repo.path)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "audit failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Restart: state comes back from the log; the batch job does not rerun.
+    let node = RunningNode::start(cfg).await?;
+    eventually(T, "a few reconcile rounds", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        (s["reconciles"].as_u64()? >= 3).then_some(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = node.get("/v1/status").await?;
+    assert_eq!(s["deployed"]["sha256"], ids.sha256.as_str());
+    let starts = node
+        .runs()
+        .await?
+        .iter()
+        .filter(|r| r["decision"] == "job-started")
+        .count();
+    assert_eq!(starts, 1, "the finished batch job ran again after restart");
+    node.stop().await;
+    let entries = read_log(&dirs.log_dir())?;
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|(_, _, p)| p.decision == collective_attest::Decision::Deployed)
+            .count(),
+        1
+    );
+    Ok(())
+}
+
+/// A merge without approval is refused and logged; the deployed tree stays;
+/// the later approval deploys it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unapproved_merge_is_refused_until_approved() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let (a, _) = repo.commit(&stats_files(), "v1")?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    let requester = Requester::default();
+    devnet.approve(&a, &[requester.recipient()], 0).await?;
+    node.wait_decision("job-finished", Some("stats"), T).await?;
+
+    let (b, _) = repo.commit(&[("README.md", Some("v2, not approved\n"))], "v2")?;
+    let refused = eventually(T, "refusal of the unapproved tree", || async {
+        node.recent()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|e| e["decision"] == "refused" && e["tree_sha256"] == b.sha256.as_str())
+    })
+    .await?;
+    assert!(refused["reason"].as_str().unwrap().contains("no approval"));
+    let s = node.get("/v1/status").await?;
+    assert_eq!(
+        s["deployed"]["sha256"],
+        a.sha256.as_str(),
+        "the approved tree must stay deployed"
+    );
+    assert!(
+        s["pending"][&b.sha256].is_string(),
+        "pending trees list the refused head: {s}"
+    );
+    // Mining more blocks changes nothing: refused once, never deployed.
+    devnet.mine(3).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let recent = node.recent().await?;
+    assert!(!recent
+        .iter()
+        .any(|e| e["decision"] == "deployed" && e["tree_sha256"] == b.sha256.as_str()));
+    assert_eq!(
+        recent
+            .iter()
+            .filter(|e| e["decision"] == "refused" && e["tree_sha256"] == b.sha256.as_str())
+            .count(),
+        1
+    );
+
+    devnet.approve(&b, &[requester.recipient()], 0).await?;
+    eventually(T, "deployment of the approved tree", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        (s["deployed"]["sha256"] == b.sha256.as_str()).then_some(())
+    })
+    .await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// A tree with a symlink escaping it is approved on chain, and still refused
+/// at deploy; the refusal is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn symlink_escaping_the_tree_is_refused_at_deploy() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    repo.commit(&stats_files(), "v1")?;
+    let (ids, _) = repo.commit_symlink(
+        "jobs/stats/keys",
+        "../../../../keys/node.key",
+        "sneaky link",
+    )?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    let refused = eventually(T, "deploy-time refusal", || async {
+        node.recent().await.ok()?.into_iter().find(|e| {
+            e["decision"] == "refused"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("deployment refused"))
+        })
+    })
+    .await?;
+    assert!(
+        refused["reason"].as_str().unwrap().contains("symlink")
+            || refused["reason"].as_str().unwrap().contains("outside"),
+        "{refused}"
+    );
+    assert!(node.get("/v1/status").await?["deployed"].is_null());
+    assert_eq!(node.runs().await?.len(), 0);
+    node.stop().await;
+    Ok(())
+}
+
+/// Revocation while a job runs kills it and is logged, then the tree is
+/// undeployed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_kills_the_running_job() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let (ids, _) = repo.commit(
+        &[
+            (
+                "jobs/sleeprev/job.yaml",
+                Some(&SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleeprev/")),
+            ),
+            ("jobs/sleeprev/run.py", Some(SLEEP_JOB_PY)),
+        ],
+        "sleeper",
+    )?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    node.wait_decision("job-started", Some("sleeprev"), T)
+        .await?;
+    let alive = || {
+        let o = std::process::Command::new("pgrep")
+            .args(["-f", "jobs/sleeprev/run.py"])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+    };
+    eventually(T, "the sandboxed job to run", || async {
+        alive().then_some(())
+    })
+    .await?;
+
+    devnet.revoke(&ids.sha256, "exfiltrates data").await?;
+    let killed = node.wait_decision("revoked", Some("sleeprev"), T).await?;
+    assert!(
+        killed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exfiltrates data"),
+        "{killed}"
+    );
+    eventually(T, "undeploy", || async {
+        node.recent()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|e| e["decision"] == "revoked" && e["job"].is_null())
+    })
+    .await?;
+    eventually(
+        Duration::from_secs(10),
+        "the job's processes to die",
+        || async { (!alive()).then_some(()) },
+    )
+    .await?;
+    assert!(node.get("/v1/status").await?["deployed"].is_null());
+    node.stop().await;
+    Ok(())
+}
+
+/// SIGKILL of the node during a job: the restart logs `interrupted` and,
+/// under the default policy, does not rerun the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_job_is_logged_as_interrupted_on_restart() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let (ids, _) = repo.commit(
+        &[
+            (
+                "jobs/sleepkill/job.yaml",
+                Some(&SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleepkill/")),
+            ),
+            ("jobs/sleepkill/run.py", Some(SLEEP_JOB_PY)),
+        ],
+        "sleeper",
+    )?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    let port = collective_chain::devnet::free_port()?;
+    cfg.http.listen = format!("127.0.0.1:{port}");
+    let cfg_path = tmp.path().join("node.yaml");
+    std::fs::write(&cfg_path, serde_yaml_text(&cfg))?;
+    let mut child = std::process::Command::new(collective_bin())
+        .args(["node", "run", "--config"])
+        .arg(&cfg_path)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}");
+    eventually(T, "the node's API", || async {
+        get_json(&format!("{url}/v1/status")).await.ok()
+    })
+    .await?;
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    eventually(T, "job-started", || async {
+        let runs = get_json(&format!("{url}/v1/runs")).await.ok()?;
+        runs["runs"]
+            .as_array()?
+            .iter()
+            .find(|r| r["decision"] == "job-started")
+            .cloned()
+    })
+    .await?;
+    let alive = || {
+        let o = std::process::Command::new("pgrep")
+            .args(["-f", "jobs/sleepkill/run.py"])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+    };
+    eventually(T, "the sandboxed job to run", || async {
+        alive().then_some(())
+    })
+    .await?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    child.wait()?;
+    // The sandbox dies with its parent.
+    eventually(
+        Duration::from_secs(10),
+        "the job to die with the node",
+        || async { (!alive()).then_some(()) },
+    )
+    .await?;
+
+    let node = RunningNode::start(cfg).await?;
+    let e = node
+        .wait_decision("interrupted", Some("sleepkill"), T)
+        .await?;
+    assert!(e["reason"].as_str().unwrap().contains("not rerun"), "{e}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let starts = node
+        .runs()
+        .await?
+        .iter()
+        .filter(|r| r["decision"] == "job-started")
+        .count();
+    assert_eq!(
+        starts, 1,
+        "an interrupted job was rerun under the fail policy"
+    );
+    node.stop().await;
+    Ok(())
+}
+
+/// Chain faults: RPC down, the RPC pointing at a fresh chain (anvil
+/// restarted, contracts gone), and a reorg that removes an approval below
+/// the confirmation depth: nothing wrong deploys, the API keeps serving,
+/// and the node resumes when the chain is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chain_faults_never_cause_a_wrong_deployment() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let proxy = Proxy::start(devnet.url()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let (ids, _) = repo.commit(&stats_files(), "v1")?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let node =
+        RunningNode::start(node_config_rpc(&devnet, &proxy.url, &repo.path, &dirs, 2)).await?;
+    node.wait_decision("refused", None, T).await?;
+
+    // Reorg: the approval lands, then the blocks holding it are dropped
+    // before reaching depth 2.
+    let c = devnet.client("spare1").await?;
+    let snap = c.anvil_snapshot().await?;
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    devnet.mine(1).await?; // depth 1 < 2
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(c.anvil_revert(snap).await?, "revert failed");
+    devnet.mine(5).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        node.get("/v1/status").await?["deployed"].is_null(),
+        "an approval removed by a reorg was acted on"
+    );
+    assert!(!node
+        .recent()
+        .await?
+        .iter()
+        .any(|e| e["decision"] == "deployed"));
+
+    // RPC down: the API keeps serving and reports the outage.
+    proxy.set_target(None);
+    let s = eventually(T, "the chain error in status", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        s["chain_error"].is_string().then_some(s)
+    })
+    .await?;
+    assert!(s["deployed"].is_null());
+    // Anvil "restarted": a fresh chain without the contracts behind the RPC.
+    let fresh = collective_chain::devnet::AnvilProcess::spawn(&Default::default()).await?;
+    proxy.set_target(Some(fresh.url()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(node.get("/v1/status").await?["deployed"].is_null());
+    assert!(!node
+        .recent()
+        .await?
+        .iter()
+        .any(|e| e["decision"] == "deployed"));
+
+    // The real chain is back: approve for real, bury it, and it deploys.
+    proxy.set_target(Some(devnet.url()));
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    devnet.mine(2).await?;
+    eventually(T, "deployment once the chain is back", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        (s["deployed"]["sha256"] == ids.sha256.as_str()).then_some(())
+    })
+    .await?;
+    node.stop().await;
+    Ok(())
+}
+
+fn serde_yaml_text(cfg: &collective_controller::NodeConfig) -> String {
+    serde_yaml::to_string(cfg).expect("config serializes")
+}
