@@ -19,11 +19,6 @@ impl Output {
         Self { json }
     }
 
-    /// True when results are printed as JSON for scripts.
-    pub fn is_json(&self) -> bool {
-        self.json
-    }
-
     /// Prints a result: `value` as one JSON document with `--json`, else the
     /// human text.
     pub fn result<T: Serialize>(&self, value: &T, human: impl std::fmt::Display) -> anyhow::Result<()> {

@@ -30,6 +30,36 @@ pub enum ProposalCommand {
     Execute(IdArgs),
     /// Show a proposal: state, votes, timing, calls.
     Status(IdArgs),
+    /// Propose registering a node (NodeRegistry is owned by the timelock):
+    /// its encryption recipient, log key, endpoint and operator.
+    RegisterNode(RegisterNodeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegisterNodeArgs {
+    /// The node's id (0x + 64 hex); `collective keys show` suggests one.
+    #[arg(long, value_name = "ID")]
+    node_id: String,
+    /// The node's key directory (`collective keys init`): its public files
+    /// give the encryption recipient and the log key.
+    #[arg(long, value_name = "DIR")]
+    keys: PathBuf,
+    /// The log's origin (first line of its checkpoints): the registered log
+    /// key is the C2SP verifier key for this origin.
+    #[arg(long, value_name = "ORIGIN")]
+    origin: String,
+    /// Public HTTP endpoint of the node.
+    #[arg(long, value_name = "URL")]
+    endpoint: String,
+    /// The operator's address (0x...) or, with --devnet, a demo account name:
+    /// the only account allowed to anchor this node's checkpoints.
+    #[arg(long, value_name = "ADDRESS_OR_ROLE")]
+    operator: String,
+    /// Proposal description shown to voters (part of the proposal id).
+    #[arg(long)]
+    description: String,
+    #[command(flatten)]
+    chain: ChainArgs,
 }
 
 /// Where the chain is and who signs.
@@ -145,6 +175,7 @@ pub async fn run(c: ProposalCommand, out: Output) -> anyhow::Result<u8> {
         ProposalCommand::Queue(a) => queue(a, out).await,
         ProposalCommand::Execute(a) => execute(a, out).await,
         ProposalCommand::Status(a) => status(a, out).await,
+        ProposalCommand::RegisterNode(a) => register_node(a, out).await,
     }
 }
 
@@ -309,6 +340,57 @@ async fn submit(a: SubmitArgs, out: Output) -> anyhow::Result<u8> {
         "proposal {id} submitted ({state})\n  approves tree sha256 {tree_sha256} / sha1 {tree_sha1}\n  next: collective proposal vote {id}"
     );
     out.result(&json!({ "id": id.to_string(), "state": state, "request": req, "description": a.description }), human)?;
+    Ok(crate::exit::OK)
+}
+
+async fn register_node(a: RegisterNodeArgs, out: Output) -> anyhow::Result<u8> {
+    let node_id = collective_chain::parse_b256("node id", &a.node_id).map_err(chain_err)?;
+    if a.description.trim().is_empty() {
+        return Err(Exit::usage("--description must not be empty"));
+    }
+    let info = collective_vault::KeyInfo::read(&a.keys).map_err(|e| {
+        Exit::usage(format!(
+            "reading node keys in {}: {e} (create them with `collective keys init --dir {}`)",
+            a.keys.display(),
+            a.keys.display()
+        ))
+    })?;
+    let log_public_key = info
+        .log_verifier_key(&a.origin)
+        .map_err(|e| Exit::usage(format!("--origin {:?}: {e}", a.origin)))?;
+    let operator = if a.operator.starts_with("0x") {
+        parse_address("operator", &a.operator)?
+    } else {
+        let Some(path) = &a.chain.devnet else {
+            return Err(Exit::usage(
+                "--operator must be a 0x address (account names need --devnet)",
+            ));
+        };
+        let file = DevnetFile::load(path).map_err(chain_err)?;
+        file.account(&a.operator).map_err(chain_err)?.address
+    };
+    let conn = connect(&a.chain, Some("operator")).await?;
+    let record = collective_chain::NodeRecord {
+        encryption_recipient: info.recipient.clone(),
+        log_public_key,
+        endpoint: a.endpoint.clone(),
+        operator,
+        registered_block: 0,
+    };
+    let id = conn
+        .client
+        .propose_register_node(node_id, &record, &a.description)
+        .await
+        .map_err(chain_err)?;
+    let state = conn.client.proposal_state(id).await.map_err(chain_err)?;
+    let human = format!(
+        "proposal {id} submitted ({state})\n  registers node {node_id} at {}\n  log key {}\n  next: collective proposal vote {id}",
+        a.endpoint, record.log_public_key
+    );
+    out.result(
+        &json!({ "id": id.to_string(), "state": state, "node_id": node_id, "record": record, "description": a.description }),
+        human,
+    )?;
     Ok(crate::exit::OK)
 }
 
