@@ -5,6 +5,7 @@
 //! sandbox, and writes every decision to the attest log, which is also its
 //! only durable memory. See DESIGN.md, "The controller loop".
 
+pub mod anchor;
 pub mod config;
 pub mod gate;
 pub mod http;

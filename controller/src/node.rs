@@ -743,8 +743,23 @@ impl Node {
         Ok(world)
     }
 
+    /// Locks are taken one at a time, never nested: `record` takes log then
+    /// state, so nesting here could deadlock.
     fn update_status(&self, world: &World) {
-        let st = self.inner.state.lock().expect("lock");
+        let deployed = self.inner.state.lock().expect("lock").deployed.clone();
+        let (log_size, log_root) = {
+            let log = self.inner.log.lock().expect("lock");
+            (log.size(), hex::encode(log.root()))
+        };
+        let running: Vec<String> = self
+            .inner
+            .running
+            .lock()
+            .expect("lock")
+            .keys()
+            .map(|(t, j)| format!("{j}@{}", &t[..12]))
+            .collect();
+        let st = Deployed { deployed };
         let mut s = self.inner.status.lock().expect("lock");
         s.head = world.desired.head.as_ref().map(|(t, _)| t.clone());
         s.head_verdict = world.desired.head.as_ref().map(|(_, v)| v.clone());
@@ -767,14 +782,7 @@ impl Node {
         if let Some(d) = &st.deployed {
             s.pending.remove(&d.sha256);
         }
-        s.running = self
-            .inner
-            .running
-            .lock()
-            .expect("lock")
-            .keys()
-            .map(|(t, j)| format!("{j}@{}", &t[..12]))
-            .collect();
+        s.running = running;
         s.chain_block = Some(world.block);
         s.chain_error = None;
         s.last_reconcile = Some(collective_attest::entry::now_rfc3339());
@@ -783,9 +791,8 @@ impl Node {
             .metrics
             .reconciles
             .load(std::sync::atomic::Ordering::Relaxed);
-        let log = self.inner.log.lock().expect("lock");
-        s.log_size = log.size();
-        s.log_root = hex::encode(log.root());
+        s.log_size = log_size;
+        s.log_root = log_root;
     }
 
     fn approval_ref(&self, a: &Approval) -> ApprovalRef {
@@ -1359,10 +1366,17 @@ impl Node {
         if size == 0 || last == Some(size) {
             return Ok(None);
         }
-        let tx = chain
-            .anchor_checkpoint(B256::from(self.inner.node_id), size, B256::from(root))
-            .await
-            .map_err(chain_err)?;
+        let Some(tx) = crate::anchor::anchor_checkpoint(
+            chain,
+            B256::from(self.inner.node_id),
+            size,
+            B256::from(root),
+        )
+        .await
+        .map_err(chain_err)?
+        else {
+            return Ok(None);
+        };
         let info = AnchorInfo {
             size,
             root: hex::encode(root),
@@ -1389,6 +1403,11 @@ impl Node {
                 message: e.to_string(),
             })
     }
+}
+
+/// The deployed tree, as read for a status update.
+struct Deployed {
+    deployed: Option<TreeRef>,
 }
 
 /// The deploy branch head with its `(job name, job.yaml)` pairs.
