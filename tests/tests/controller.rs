@@ -34,7 +34,11 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
     devnet
         .contribute(&store, node_keys().recipient(), NODE_ID, b"a,b\n1,2\n3,4\n")
         .await?;
-    let cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    // Anchor checkpoints every second with the operator's key.
+    std::env::set_var("COLLECTIVE_E2E_OPERATOR_KEY", &devnet.file.account("operator")?.private_key);
+    cfg.chain.operator_key_env = Some("COLLECTIVE_E2E_OPERATOR_KEY".into());
+    cfg.log.anchor_interval_secs = 1;
     let node = RunningNode::start(cfg.clone()).await?;
 
     // Before the vote: refused (not approved), nothing deployed.
@@ -87,9 +91,18 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
         checkpoint.starts_with("collective.test/node\n"),
         "{checkpoint}"
     );
+    // The checkpoint covering the job's end gets anchored on chain.
+    let anchored = eventually(T, "an anchor covering the finished job", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        (s["last_anchor"]["size"].as_u64()? >= 4).then_some(s["last_anchor"].clone())
+    })
+    .await?;
+    let anchors = devnet.client("spare1").await?.anchors(collective_chain::B256::from(NODE_ID)).await?;
+    assert!(anchors.iter().any(|a| Some(a.size) == anchored["size"].as_u64()), "{anchored} not on chain");
     node.stop().await;
 
-    // The auditor: log signature, inclusion, approvals on chain, trees in the repo.
+    // The auditor: log signature, inclusion, anchors and approvals on chain,
+    // trees in the repo.
     let vkey = node_keys().log_verifier_key("collective.test/node")?;
     let a = &devnet.file.deployment.addresses;
     let out = std::process::Command::new(collective_bin())
@@ -98,6 +111,7 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
         .args(["--log-key", &vkey, "--rpc", devnet.url()])
         .args(["--node-registry", &format!("{:#x}", a.node_registry)])
         .args(["--code-registry", &format!("{:#x}", a.code_registry)])
+        .args(["--node-id", &format!("0x{}", hex::encode(NODE_ID))])
         .arg("--repo")
         .arg(&repo.path)
         .output()?;
