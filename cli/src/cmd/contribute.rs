@@ -10,11 +10,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use collective_chain::{Addresses, ChainClient, PrivateKeySigner, B256};
+use collective_chain::bindings::DataRegistry;
+use collective_chain::{Addresses, ChainClient, NodeRecord, PrivateKeySigner, B256};
 use collective_vault::{DatasetStore, ObjectRef};
 use serde::Serialize;
 
 use crate::cmd::keys::classify;
+use crate::cmd::proposal::chain_err;
 use crate::output::Output;
 use crate::Exit;
 
@@ -119,7 +121,7 @@ fn open_input(path: &Path, out: &Output) -> anyhow::Result<(Progress<std::fs::Fi
     Ok((Progress { inner: file, bar }, path.display().to_string()))
 }
 
-async fn registrar(args: &Args) -> anyhow::Result<Option<(ChainClient, B256)>> {
+async fn registrar(args: &Args) -> anyhow::Result<Option<(ChainClient, B256, NodeRecord)>> {
     if !args.register {
         return Ok(None);
     }
@@ -147,8 +149,9 @@ async fn registrar(args: &Args) -> anyhow::Result<Option<(ChainClient, B256)>> {
         .trim()
         .parse()
         .map_err(|e| Exit::usage(format!("--private-key: {e}")))?;
-    // Only DataRegistry is used here; the other addresses stay zero.
-    let addresses = Addresses {
+    // Only DataRegistry and the NodeRegistry it names are used here; the
+    // other addresses stay zero.
+    let mut addresses = Addresses {
         token: Default::default(),
         timelock: Default::default(),
         governor: Default::default(),
@@ -156,8 +159,37 @@ async fn registrar(args: &Args) -> anyhow::Result<Option<(ChainClient, B256)>> {
         node_registry: Default::default(),
         data_registry,
     };
-    let client = ChainClient::connect(rpc, addresses, Some(signer)).await?;
-    Ok(Some((client, node_id)))
+    let probe = ChainClient::connect(rpc, addresses, None)
+        .await
+        .map_err(chain_err)?;
+    addresses.node_registry = DataRegistry::new(data_registry, probe.provider())
+        .nodes()
+        .call()
+        .await
+        .map_err(|e| {
+            Exit::usage(format!(
+                "--data-registry {registry}: no DataRegistry answers at {rpc}: {e}"
+            ))
+        })?;
+    let client = ChainClient::connect(rpc, addresses, Some(signer))
+        .await
+        .map_err(chain_err)?;
+    // DataRegistry refuses contributions to unknown nodes; checking first
+    // means nothing is uploaded that could never be registered.
+    let Some(node) = client.node(node_id).await.map_err(chain_err)? else {
+        return Err(Exit::usage(format!(
+            "node {node_id} is not registered in NodeRegistry {} (the registry DataRegistry {data_registry} uses); \
+             register it first (`collective proposal register-node`) or check --node-id; nothing was stored",
+            addresses.node_registry
+        )));
+    };
+    Ok(Some((client, node_id, node)))
+}
+
+/// The first two fields of a recipient line (`ssh-rsa AAAA...`), so a
+/// trailing comment does not make two equal keys differ.
+fn recipient_key(r: &str) -> String {
+    r.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
 pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
@@ -174,6 +206,17 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     let store = DatasetStore::open(&args.store).map_err(classify)?;
     // Connect before any upload, so a bad chain setting fails fast.
     let chain = registrar(&args).await?;
+    if let Some((_, node_id, node)) = &chain {
+        // Data the node cannot decrypt would be registered for nothing.
+        let node_key = recipient_key(&node.encryption_recipient);
+        if !recipients.is_empty() && !recipients.iter().any(|r| recipient_key(r) == node_key) {
+            return Err(Exit::usage(format!(
+                "--to does not include the encryption recipient registered for node {node_id} \
+                 ({}...): it could not decrypt the data; nothing was stored",
+                node_key.chars().take(40).collect::<String>()
+            )));
+        }
+    }
 
     let mut done = Vec::new();
     let inputs = args
@@ -198,11 +241,12 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
             registered_tx: None,
             registered_block: None,
         };
-        if let Some((client, node_id)) = &chain {
+        if let Some((client, node_id, _)) = &chain {
             let sha = B256::from_str(&row.object.sha256)?;
             let tx = client
                 .contribute(sha, &row.object.url, row.object.size, *node_id)
-                .await?;
+                .await
+                .map_err(chain_err)?;
             row.registered_tx = Some(format!("{:#x}", tx.tx_hash));
             row.registered_block = Some(tx.block_number);
         }
