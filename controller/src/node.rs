@@ -38,6 +38,8 @@ use crate::ControllerError;
 #[derive(Debug)]
 struct RunningJob {
     cancel: CancellationToken,
+    /// The job's own uid (see `sandbox::JOB_UID_BASE`).
+    uid: u32,
     stop: Option<(StopKind, String)>,
     datasets: Vec<String>,
     started: Instant,
@@ -209,13 +211,13 @@ fn digest_file(path: &Path) -> Result<(String, u64), ControllerError> {
 }
 
 /// Give the sandbox user read access to a private plaintext directory: the
-/// directory stays 0700, owned by uid 65534 instead of root.
-fn hand_to_job_user(dir: &Path) -> Result<(), ControllerError> {
+/// directory stays 0700, owned by the job's uid instead of root.
+fn hand_to_job_user(dir: &Path, job_uid: u32) -> Result<(), ControllerError> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let uid = nix::unistd::Uid::from_raw(sandbox::JOB_UID);
-    let gid = nix::unistd::Gid::from_raw(sandbox::JOB_UID);
+    let uid = nix::unistd::Uid::from_raw(job_uid);
+    let gid = nix::unistd::Gid::from_raw(job_uid);
     for e in walkdir::WalkDir::new(dir).follow_links(false) {
         let e = e.map_err(|e| ControllerError::Sandbox {
             message: format!("plaintext dir: {e}"),
@@ -1068,15 +1070,26 @@ impl Node {
             p.approval = Some(aref.clone());
             // Insert into the running set before logging so the replayed
             // `job-started` is never mistaken for an interrupted one.
-            self.inner.running.lock().expect("lock").insert(
+            let mut running = self.inner.running.lock().expect("lock");
+            let used: BTreeSet<u32> = running.values().map(|r| r.uid).collect();
+            let uid = if nix::unistd::geteuid().is_root() {
+                (sandbox::JOB_UID_BASE..)
+                    .find(|u| !used.contains(u))
+                    .expect("a free uid")
+            } else {
+                sandbox::JOB_UID
+            };
+            running.insert(
                 (tree_sha256.to_string(), job.to_string()),
                 RunningJob {
+                    uid,
                     cancel: cancel.clone(),
                     stop: None,
                     datasets: datasets.clone(),
                     started: Instant::now(),
                 },
             );
+            drop(running);
             if let Err(e) = self.record(&tree, p) {
                 self.inner
                     .running
@@ -1186,7 +1199,13 @@ impl Node {
                 .map_err(|e| ControllerError::Store {
                     message: format!("decrypting datasets: {e}"),
                 })?;
-                hand_to_job_user(plain.path())?;
+                let uid = i
+                    .running
+                    .lock()
+                    .expect("lock")
+                    .get(&(tree.sha256.clone(), job.to_string()))
+                    .map_or(sandbox::JOB_UID, |r| r.uid);
+                hand_to_job_user(plain.path(), uid)?;
                 if cancel.is_cancelled() {
                     return Ok(JobEnd::Cancelled);
                 }
@@ -1201,7 +1220,7 @@ impl Node {
                     let _ = std::fs::remove_dir_all(&run_dir);
                 }
                 let limits = manifest.limits(&i.cfg.sandbox);
-                let rd = RunDir::prepare(&run_dir, limits.output_bytes)?;
+                let rd = RunDir::prepare(&run_dir, limits.output_bytes, uid)?;
                 let spec = SandboxSpec {
                     bwrap: i.cfg.sandbox.bwrap.clone(),
                     tree_dir: tree_dir.to_path_buf(),
@@ -1209,6 +1228,7 @@ impl Node {
                     run_dir: run_dir.clone(),
                     command: manifest.command.clone(),
                     limits,
+                    uid,
                 };
                 let run = sandbox::run(&spec, &rd, cancel.clone()).await;
                 // Plaintext inputs go as soon as the sandbox is gone.

@@ -33,8 +33,13 @@ use tracing::{debug, instrument, warn};
 
 use crate::ControllerError;
 
-/// The unprivileged identity jobs run as.
+/// The unprivileged identity jobs run as by default (`nobody`).
 pub const JOB_UID: u32 = 65534;
+
+/// First uid of the per-job range the node uses when root: each running job
+/// gets its own uid, so `RLIMIT_NPROC` (counted per uid) of one job — a fork
+/// bomb — cannot starve another job.
+pub const JOB_UID_BASE: u32 = 200_000;
 
 /// Limits applied to one job (already clamped to the node's maxima).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -113,6 +118,8 @@ pub struct SandboxSpec {
     /// argv; the first element is resolved inside the sandbox (`/usr/bin`).
     pub command: Vec<String>,
     pub limits: SandboxLimits,
+    /// The uid (and gid) the job runs as in root mode.
+    pub uid: u32,
 }
 
 /// A prepared run directory. When the node is root, the directory is a
@@ -126,7 +133,7 @@ pub struct RunDir {
 impl RunDir {
     /// Create `dir` with `out/` inside, limited to `limit` bytes plus a small
     /// allowance for stdout/stderr.
-    pub fn prepare(dir: &Path, limit: u64) -> Result<RunDir, ControllerError> {
+    pub fn prepare(dir: &Path, limit: u64, job_uid: u32) -> Result<RunDir, ControllerError> {
         let io = |source| ControllerError::Io {
             path: dir.to_path_buf(),
             source,
@@ -156,8 +163,8 @@ impl RunDir {
             source,
         })?;
         if nix::unistd::geteuid().is_root() {
-            let uid = nix::unistd::Uid::from_raw(JOB_UID);
-            let gid = nix::unistd::Gid::from_raw(JOB_UID);
+            let uid = nix::unistd::Uid::from_raw(job_uid);
+            let gid = nix::unistd::Gid::from_raw(job_uid);
             nix::unistd::chown(&out, Some(uid), Some(gid)).map_err(|e| ControllerError::Io {
                 path: out.clone(),
                 source: e.into(),
@@ -265,10 +272,10 @@ pub fn bwrap_args(spec: &SandboxSpec, out_dir: &Path, as_root: bool) -> Vec<Stri
     if as_root {
         // Root mode: no user namespace, so drop to a real unprivileged uid;
         // RLIMIT_NPROC then counts only uid 65534's processes.
+        a.push("/usr/bin/setpriv".into());
+        a.push(format!("--reuid={}", spec.uid));
+        a.push(format!("--regid={}", spec.uid));
         for s in [
-            "/usr/bin/setpriv",
-            "--reuid=65534",
-            "--regid=65534",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
@@ -400,6 +407,13 @@ pub fn collect_outputs(out: &Path, limit: u64) -> (Vec<OutputFile>, Option<Strin
             continue;
         }
         let size = entry.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if size >= limit {
+            // RLIMIT_FSIZE equals the limit: a file this large was cut off
+            // there (the job got SIGXFSZ or EFBIG), so it is not an output.
+            violation.get_or_insert(format!(
+                "output {rel:?} reached the output limit of {limit} bytes"
+            ));
+        }
         total = total.saturating_add(size);
         files.push(OutputFile {
             name: rel,
@@ -426,6 +440,7 @@ mod tests {
             data_dir: None,
             run_dir: run.into(),
             command: vec!["/usr/bin/true".into()],
+            uid: JOB_UID,
             limits: SandboxLimits {
                 cpu_seconds: 10,
                 memory_bytes: 1 << 30,
@@ -473,7 +488,13 @@ mod tests {
         );
         assert!(v.is_none());
         let (_, v) = collect_outputs(d.path(), 5);
+        assert!(v.unwrap().contains("reached the output limit"));
+        let (_, v) = collect_outputs(d.path(), 6);
+        assert!(v.is_none());
+        std::fs::write(d.path().join("sub/c"), b"1").unwrap();
+        let (_, v) = collect_outputs(d.path(), 6);
         assert!(v.unwrap().contains("above the limit"));
+        std::fs::remove_file(d.path().join("sub/c")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("link")).unwrap();
         let (files, v) = collect_outputs(d.path(), 100);
         assert!(v.unwrap().contains("not a regular file"));

@@ -82,8 +82,9 @@ async fn run_script(
         run_dir: f.runs.join("r1"),
         command: vec!["/usr/bin/python3".into(), "/job/job.py".into()],
         limits: limits.clone(),
+        uid: sandbox::JOB_UID,
     };
-    let rd = RunDir::prepare(&spec.run_dir, limits.output_bytes).unwrap();
+    let rd = RunDir::prepare(&spec.run_dir, limits.output_bytes, sandbox::JOB_UID).unwrap();
     let run = sandbox::run(&spec, &rd, CancellationToken::new())
         .await
         .unwrap();
@@ -316,8 +317,9 @@ async fn cancellation_kills_running_job() {
         run_dir: f.runs.join("r"),
         command: vec!["/usr/bin/python3".into(), "/job/job.py".into()],
         limits: limits(),
+        uid: sandbox::JOB_UID,
     };
-    let rd = RunDir::prepare(&spec.run_dir, 1 << 20).unwrap();
+    let rd = RunDir::prepare(&spec.run_dir, 1 << 20, sandbox::JOB_UID).unwrap();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {

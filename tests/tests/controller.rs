@@ -36,7 +36,10 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
         .await?;
     let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
     // Anchor checkpoints every second with the operator's key.
-    std::env::set_var("COLLECTIVE_E2E_OPERATOR_KEY", &devnet.file.account("operator")?.private_key);
+    std::env::set_var(
+        "COLLECTIVE_E2E_OPERATOR_KEY",
+        &devnet.file.account("operator")?.private_key,
+    );
     cfg.chain.operator_key_env = Some("COLLECTIVE_E2E_OPERATOR_KEY".into());
     cfg.log.anchor_interval_secs = 1;
     let node = RunningNode::start(cfg.clone()).await?;
@@ -97,8 +100,17 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
         (s["last_anchor"]["size"].as_u64()? >= 4).then_some(s["last_anchor"].clone())
     })
     .await?;
-    let anchors = devnet.client("spare1").await?.anchors(collective_chain::B256::from(NODE_ID)).await?;
-    assert!(anchors.iter().any(|a| Some(a.size) == anchored["size"].as_u64()), "{anchored} not on chain");
+    let anchors = devnet
+        .client("spare1")
+        .await?
+        .anchors(collective_chain::B256::from(NODE_ID))
+        .await?;
+    assert!(
+        anchors
+            .iter()
+            .any(|a| Some(a.size) == anchored["size"].as_u64()),
+        "{anchored} not on chain"
+    );
     node.stop().await;
 
     // The auditor: log signature, inclusion, anchors and approvals on chain,
@@ -475,4 +487,184 @@ async fn chain_faults_never_cause_a_wrong_deployment() -> Result<()> {
 
 fn serde_yaml_text(cfg: &collective_controller::NodeConfig) -> String {
     serde_yaml::to_string(cfg).expect("config serializes")
+}
+
+/// Hostile jobs in an approved tree, run by the node: each is contained and
+/// its end is logged, and a well-behaved job of the same tree still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let key_file = dirs.root.join("keys").join(collective_vault::NODE_KEY_FILE);
+    let job = |cmd: &str, limits: &str| {
+        format!("kind: batch\ncommand: [/usr/bin/python3, -c, {cmd:?}]\nlimits:\n{limits}")
+    };
+    let wall = "  wall_seconds: 20\n";
+    let net = format!("import socket,sys\ns=socket.socket()\ns.settimeout(2)\ntry:\n  s.connect(('127.0.0.1',{port}))\nexcept Exception as e:\n  print('refused');sys.exit(3)\nprint('CONNECTED')");
+    let keys = format!("import sys\ntry:\n  print(open({:?}).read())\nexcept Exception:\n  print('denied');sys.exit(4)", key_file.display().to_string());
+    let write = "import sys\nn=0\nfor p in ['/job/x','/data/x','/usr/x','/x']:\n  try:\n    open(p,'w').write('x');n+=1\n  except Exception: pass\nsys.exit(5 if n==0 else 0)".to_string();
+    let bomb = "import os\nwhile True:\n  try:\n    if os.fork()==0:\n      import time;time.sleep(30);os._exit(0)\n  except OSError:\n    break\nos._exit(6)".to_string();
+    let mem = "x=bytearray(2*1024*1024*1024)".to_string();
+    let sleep = "import time\ntime.sleep(100)".to_string();
+    let big = "open('/out/big','wb').write(b'x'*(1024*1024))".to_string();
+    let jobs = [
+        ("net", job(&net, wall)),
+        ("keys", job(&keys, wall)),
+        ("writes", job(&write, wall)),
+        (
+            "forkbomb",
+            job(&bomb, "  wall_seconds: 10\n  processes: 16\n"),
+        ),
+        (
+            "memory",
+            job(&mem, "  wall_seconds: 20\n  memory_bytes: 268435456\n"),
+        ),
+        ("walltime", job(&sleep, "  wall_seconds: 2\n")),
+        (
+            "bigout",
+            job(&big, "  wall_seconds: 20\n  output_bytes: 65536\n"),
+        ),
+    ];
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let mut files: Vec<(String, Option<String>)> = jobs
+        .iter()
+        .map(|(n, y)| (format!("jobs/{n}/job.yaml"), Some(y.clone())))
+        .collect();
+    files.extend(
+        stats_files()
+            .into_iter()
+            .map(|(p, c)| (p.to_string(), c.map(str::to_string))),
+    );
+    let refs: Vec<(&str, Option<&str>)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_deref()))
+        .collect();
+    let (ids, _) = repo.commit(&refs, "hostile jobs")?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    let requester = Requester::default();
+    devnet.approve(&ids, &[requester.recipient()], 0).await?;
+
+    let finished = eventually(T, "every job to finish", || async {
+        let runs = node.runs().await.ok()?;
+        let fin: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r["decision"] == "job-finished")
+            .collect();
+        (fin.len() == 8).then_some(fin)
+    })
+    .await?;
+    let get = |name: &str| finished.iter().find(|r| r["job"] == name).cloned().unwrap();
+    let stdout = |name: &str| {
+        let ct = std::fs::read(
+            dirs.outbox()
+                .join(&ids.sha256)
+                .join(name)
+                .join("stdout.age"),
+        )
+        .unwrap();
+        String::from_utf8(requester.decrypt(&ct).unwrap()).unwrap()
+    };
+    assert_eq!(get("net")["exit_status"], 3, "{}", get("net"));
+    assert!(stdout("net").contains("refused"));
+    assert!(
+        listener.accept().is_err(),
+        "the host listener saw a connection"
+    );
+    assert_eq!(get("keys")["exit_status"], 4, "{}", get("keys"));
+    assert!(!stdout("keys").contains("PRIVATE KEY"));
+    assert_eq!(get("writes")["exit_status"], 5, "{}", get("writes"));
+    assert_ne!(get("forkbomb")["exit_status"], 0, "{}", get("forkbomb"));
+    assert_ne!(get("memory")["exit_status"], 0, "{}", get("memory"));
+    assert!(
+        get("walltime")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("wall time"),
+        "{}",
+        get("walltime")
+    );
+    let bigout = get("bigout");
+    assert!(
+        bigout["exit_status"] != 0
+            || bigout["reason"]
+                .as_str()
+                .unwrap()
+                .contains("outputs refused"),
+        "{bigout}"
+    );
+    assert!(!bigout["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["name"] == "out/big.age"));
+    // The node kept working: the honest job of the same tree succeeded.
+    assert_eq!(get("stats")["exit_status"], 0, "{}", get("stats"));
+    assert!(node.get("/v1/status").await?["last_error"].is_null());
+    node.stop().await;
+    Ok(())
+}
+
+/// Export jobs re-encrypt datasets to the recipient named in the approval;
+/// withdrawn data is skipped by later runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn export_reencrypts_to_the_approved_recipient_and_withdrawn_data_is_skipped() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    devnet
+        .register_node(NODE_ID, node_keys(), "collective.test/node")
+        .await?;
+    let store = collective_vault::DatasetStore::open(&dirs.store_url())?;
+    let kept = devnet
+        .contribute(&store, node_keys().recipient(), NODE_ID, b"kept row\n")
+        .await?;
+    let gone = devnet
+        .contribute(&store, node_keys().recipient(), NODE_ID, b"withdrawn row\n")
+        .await?;
+    devnet
+        .client("contributor")
+        .await?
+        .withdraw(gone.parse()?)
+        .await?;
+
+    let heavy = Requester::default();
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let export_yaml = format!(
+        "kind: export\ndatasets: all\nexport:\n  recipient: {}\n",
+        heavy.recipient()
+    );
+    let mut files = stats_files();
+    files.push(("jobs/export/job.yaml", Some(&export_yaml)));
+    let (ids, _) = repo.commit(&files, "export + stats")?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    let requester = Requester::default();
+    devnet
+        .approve(&ids, &[requester.recipient(), heavy.recipient()], 0)
+        .await?;
+    let exported = node.wait_decision("exported", Some("export"), T).await?;
+    let outs = exported["outputs"].as_array().unwrap();
+    assert_eq!(outs.len(), 1, "withdrawn data was exported: {exported}");
+    let ct = node
+        .bytes(&format!("/v1/outbox/{}/export/{kept}.age", ids.sha256))
+        .await?;
+    assert_eq!(heavy.decrypt(&ct)?, b"kept row\n");
+    assert!(
+        requester.decrypt(&ct).is_err(),
+        "export readable by a recipient it was not addressed to"
+    );
+    let fin = node.wait_decision("job-finished", Some("stats"), T).await?;
+    let ct = node
+        .bytes(&format!(
+            "/v1/outbox/{}/stats/out/result.json.age",
+            ids.sha256
+        ))
+        .await?;
+    let result: serde_json::Value = serde_json::from_slice(&requester.decrypt(&ct)?)?;
+    assert_eq!(result["files"], 1, "withdrawn data reached the job: {fin}");
+    node.stop().await;
+    Ok(())
 }
