@@ -152,6 +152,27 @@ impl Devnet {
         self.pass(&voter, id).await
     }
 
+    /// Pause the code registry as the guardian.
+    pub async fn pause(&self) -> Result<TxRef> {
+        Ok(self.client("guardian").await?.pause().await?)
+    }
+
+    /// Unpause through the Governor (only the DAO may unpause).
+    pub async fn unpause(&self) -> Result<TxRef> {
+        let voter = self.client("voter1").await?;
+        let id = voter
+            .propose_unpause(&format!("unpause ({:?})", Instant::now()))
+            .await?;
+        self.pass(&voter, id).await
+    }
+
+    /// The timestamp of the chain head.
+    pub async fn now(&self) -> Result<u64> {
+        let c = self.client("spare1").await?;
+        let head = c.block_number().await?;
+        Ok(c.block_hash(head).await?.map(|(_, t)| t).unwrap_or(0))
+    }
+
     /// Vote a proposal through: vote, queue, wait the timelock, execute.
     async fn pass(&self, voter: &ChainClient, id: collective_chain::U256) -> Result<TxRef> {
         voter.fast_forward(id).await?;

@@ -668,3 +668,83 @@ async fn export_reencrypts_to_the_approved_recipient_and_withdrawn_data_is_skipp
     node.stop().await;
     Ok(())
 }
+
+/// Pause suspends the running job and the deployment; the DAO's unpause
+/// redeploys and the unfinished batch job runs again. An approval that
+/// expires stops its job too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_suspends_unpause_resumes_and_expiry_stops() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let yaml = SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleeppause/");
+    let (ids, _) = repo.commit(
+        &[
+            ("jobs/sleeppause/job.yaml", Some(&yaml)),
+            ("jobs/sleeppause/run.py", Some(SLEEP_JOB_PY)),
+        ],
+        "sleeper",
+    )?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    let recipient = Requester::default().recipient();
+    devnet
+        .approve(&ids, std::slice::from_ref(&recipient), 0)
+        .await?;
+    node.wait_decision("job-started", Some("sleeppause"), T)
+        .await?;
+
+    devnet.pause().await?;
+    let s = node
+        .wait_decision("suspended", Some("sleeppause"), T)
+        .await?;
+    assert!(s["reason"].as_str().unwrap().contains("paused"), "{s}");
+    eventually(T, "the deployment to be suspended", || async {
+        let st = node.get("/v1/status").await.ok()?;
+        st["deployed"].is_null().then_some(())
+    })
+    .await?;
+
+    devnet.unpause().await?;
+    eventually(T, "the job to start again after unpause", || async {
+        let runs = node.runs().await.ok()?;
+        (runs
+            .iter()
+            .filter(|r| r["decision"] == "job-started")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await?;
+
+    // Expiry: a second tree approved until shortly after now.
+    let (ids2, _) = repo.commit(&[("README.md", Some("expiring\n"))], "expiring")?;
+    let expires = devnet.now().await? + 300;
+    devnet
+        .approve(&ids2, std::slice::from_ref(&recipient), expires)
+        .await?;
+    eventually(T, "the expiring tree's job to start", || async {
+        let runs = node.runs().await.ok()?;
+        runs.iter()
+            .find(|r| r["decision"] == "job-started" && r["tree_sha256"] == ids2.sha256.as_str())
+            .cloned()
+    })
+    .await?;
+    devnet
+        .client("spare1")
+        .await?
+        .anvil_increase_time(600)
+        .await?;
+    let stopped = eventually(T, "the expired approval to stop its job", || async {
+        let runs = node.runs().await.ok()?;
+        runs.into_iter()
+            .find(|r| r["decision"] == "suspended" && r["tree_sha256"] == ids2.sha256.as_str())
+    })
+    .await?;
+    assert!(
+        stopped["reason"].as_str().unwrap().contains("expired"),
+        "{stopped}"
+    );
+    node.stop().await;
+    Ok(())
+}
