@@ -13,6 +13,9 @@ use collective_chain::{
     parse_expiry, parse_tree_sha1, parse_tree_sha256, Address, ApprovalRequest, ChainClient,
     ChainError, PrivateKeySigner, ProposalInfo, ProposalState, Support, TxRef, U256,
 };
+use collective_github::{
+    parse_pr_url, pr_proposal, GithubConfig, GithubError, PrProposal, PrSource,
+};
 use serde_json::json;
 
 use crate::output::Output;
@@ -110,24 +113,46 @@ pub struct ChainArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
-    /// The tree id in git's sha256 object format (64 hex digits).
-    #[arg(long, value_name = "HEX")]
-    tree_sha256: String,
-    /// The tree id in git's sha1 object format (40 hex digits).
-    #[arg(long, value_name = "HEX")]
-    tree_sha1: String,
-    /// An age recipient job outputs may be encrypted to (repeatable).
+    /// The tree id in git's sha256 object format (64 hex digits). With --pr:
+    /// defaults to the PR's merge tree.
+    #[arg(long, value_name = "HEX", required_unless_present = "pr")]
+    tree_sha256: Option<String>,
+    /// The tree id in git's sha1 object format (40 hex digits). With --pr:
+    /// defaults to the PR's merge tree.
+    #[arg(long, value_name = "HEX", required_unless_present = "pr")]
+    tree_sha1: Option<String>,
+    /// An age recipient job outputs may be encrypted to (repeatable). With
+    /// --pr and none given: the `Recipient:` lines of the PR description.
     #[arg(long = "recipient", value_name = "AGE_RECIPIENT")]
     recipients: Vec<String>,
     /// When the approval lapses: RFC 3339, unix seconds, +<n><s|m|h|d|w>, or never.
     #[arg(long, default_value = "never")]
     expires: String,
-    /// Reference stored with the approval, e.g. the pull request URL.
+    /// Reference stored with the approval, e.g. the pull request URL (with
+    /// --pr: defaults to the PR's URL).
     #[arg(long, default_value = "")]
     uri: String,
-    /// Proposal description shown to voters (part of the proposal id).
-    #[arg(long)]
-    description: String,
+    /// Proposal description shown to voters (part of the proposal id). With
+    /// --pr: defaults to the PR's title, number and URL.
+    #[arg(long, required_unless_present = "pr")]
+    description: Option<String>,
+    /// Fill the tree ids, description and recipients from this pull request
+    /// (`https://github.com/OWNER/REPO/pull/N`): the tree ids are those of
+    /// its merge result, computed locally with git. Explicit flags override.
+    /// The token is read from GITHUB_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pr: Option<String>,
+    /// With --pr: GitHub REST API root; default from the PR URL's host.
+    #[arg(long, value_name = "URL", requires = "pr")]
+    api_url: Option<String>,
+    /// With --pr: where to fetch `refs/pull/N/head` from (path or URL);
+    /// default: the repository's clone URL.
+    #[arg(long, value_name = "PATH_OR_URL", requires = "pr")]
+    git_remote: Option<String>,
+    /// With --pr: local bare repository used as fetch cache; default: a
+    /// directory under the system temp dir.
+    #[arg(long, value_name = "DIR", requires = "pr")]
+    mirror_dir: Option<PathBuf>,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -300,16 +325,46 @@ fn tx_json(tx: &TxRef) -> serde_json::Value {
     json!({ "tx_hash": tx.tx_hash, "block_number": tx.block_number, "block_hash": tx.block_hash })
 }
 
-async fn submit(a: SubmitArgs, out: Output) -> anyhow::Result<u8> {
+/// The pull request named by `--pr`, read through the GitHub API and merged
+/// locally (see `collective_github::pr_proposal`).
+async fn read_pr(a: &SubmitArgs, url: &str) -> anyhow::Result<PrProposal> {
+    let (owner, name, _) = parse_pr_url(url).map_err(|e| Exit::usage(e.to_string()))?;
+    let source = PrSource {
+        api_url: a.api_url.clone(),
+        token: GithubConfig::token_from_env(),
+        // The same cache `collective github pr` uses.
+        mirror_dir: a.mirror_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("collective-github-{owner}-{name}.git"))
+        }),
+        git_remote: a.git_remote.clone(),
+        ..Default::default()
+    };
+    pr_proposal(url, &source).await.map_err(|e| match e {
+        GithubError::BadPrUrl { .. } => Exit::usage(e.to_string()),
+        // No clean merge: there is no tree the DAO could approve.
+        GithubError::Conflict { .. } => Exit::refused(format!("--pr: {e}")),
+        other => anyhow::anyhow!("--pr: reading the pull request: {other}"),
+    })
+}
+
+async fn submit(mut a: SubmitArgs, out: Output) -> anyhow::Result<u8> {
     // Validate everything local before touching the network.
-    let tree_sha256 = parse_tree_sha256(&a.tree_sha256).map_err(chain_err)?;
-    let tree_sha1 = parse_tree_sha1(&a.tree_sha1).map_err(chain_err)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let expires_at = parse_expiry(&a.expires, now).map_err(chain_err)?;
-    if a.description.trim().is_empty() {
+    // Explicit values are checked before the PR is fetched.
+    if let Some(t) = &a.tree_sha256 {
+        parse_tree_sha256(t).map_err(chain_err)?;
+    }
+    if let Some(t) = &a.tree_sha1 {
+        parse_tree_sha1(t).map_err(chain_err)?;
+    }
+    if a.description
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
         return Err(Exit::usage("--description must not be empty"));
     }
     for r in &a.recipients {
@@ -322,6 +377,47 @@ async fn submit(a: SubmitArgs, out: Output) -> anyhow::Result<u8> {
             "submit needs --code-registry ADDRESS with --rpc (or use --devnet devnet.yaml)",
         ));
     }
+    let pr = match a.pr.clone() {
+        Some(url) => Some(read_pr(&a, &url).await?),
+        None => None,
+    };
+    if let Some(p) = &pr {
+        for (flag, given, from_pr) in [
+            ("--tree-sha256", &a.tree_sha256, &p.tree_sha256),
+            ("--tree-sha1", &a.tree_sha1, &p.tree_sha1),
+        ] {
+            if let Some(v) = given {
+                if !v
+                    .trim()
+                    .trim_start_matches("0x")
+                    .eq_ignore_ascii_case(from_pr)
+                {
+                    tracing::warn!(
+                        "{flag} {v} overrides the PR's merge tree {from_pr}: the proposal will not approve the PR's code"
+                    );
+                }
+            }
+        }
+        a.tree_sha256.get_or_insert_with(|| p.tree_sha256.clone());
+        a.tree_sha1.get_or_insert_with(|| p.tree_sha1.clone());
+        a.description.get_or_insert_with(|| p.description.clone());
+        if a.recipients.is_empty() {
+            a.recipients = p.recipients.clone();
+        }
+        if a.uri.is_empty() {
+            a.uri = p.html_url.clone();
+        }
+    }
+    // clap guarantees these without --pr; --pr fills them.
+    let (Some(t256), Some(t1), Some(description)) = (&a.tree_sha256, &a.tree_sha1, &a.description)
+    else {
+        return Err(Exit::usage(
+            "submit needs --tree-sha256, --tree-sha1 and --description, or --pr URL",
+        ));
+    };
+    let tree_sha256 = parse_tree_sha256(t256).map_err(chain_err)?;
+    let tree_sha1 = parse_tree_sha1(t1).map_err(chain_err)?;
+    let description = description.clone();
     let conn = connect(&a.chain, Some("requester")).await?;
     let req = ApprovalRequest {
         tree_sha256,
@@ -332,14 +428,28 @@ async fn submit(a: SubmitArgs, out: Output) -> anyhow::Result<u8> {
     };
     let id = conn
         .client
-        .propose_approval(&req, &a.description)
+        .propose_approval(&req, &description)
         .await
         .map_err(chain_err)?;
     let state = conn.client.proposal_state(id).await.map_err(chain_err)?;
+    let from_pr = pr
+        .as_ref()
+        .map(|p| {
+            format!(
+                "\n  from PR #{} {} (head {})",
+                p.number, p.html_url, p.head_sha
+            )
+        })
+        .unwrap_or_default();
     let human = format!(
-        "proposal {id} submitted ({state})\n  approves tree sha256 {tree_sha256} / sha1 {tree_sha1}\n  next: collective proposal vote {id}"
+        "proposal {id} submitted ({state})\n  approves tree sha256 {tree_sha256} / sha1 {tree_sha1}{from_pr}\n  next: collective proposal vote {id}"
     );
-    out.result(&json!({ "id": id.to_string(), "state": state, "request": req, "description": a.description }), human)?;
+    let mut v =
+        json!({ "id": id.to_string(), "state": state, "request": req, "description": description });
+    if let Some(p) = &pr {
+        v["pr"] = serde_json::to_value(p)?;
+    }
+    out.result(&v, human)?;
     Ok(crate::exit::OK)
 }
 
