@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use collective_policy::NodePolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::ControllerError;
@@ -22,6 +23,10 @@ pub struct NodeConfig {
     pub data: DataSection,
     #[serde(default)]
     pub sandbox: SandboxSection,
+    /// What this node agrees to run (kinds, maximum limits), whatever the
+    /// DAO approved.
+    #[serde(default)]
+    pub policy: NodePolicy,
     #[serde(default)]
     pub http: HttpSection,
     pub log: LogSection,
@@ -115,26 +120,12 @@ impl Default for DataSection {
     }
 }
 
-/// The node's maxima: a job manifest may ask for less, never for more.
+/// How jobs are run (the limits are in `policy`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSection {
     #[serde(default = "default_bwrap")]
     pub bwrap: PathBuf,
-    #[serde(default = "default_true")]
-    pub allow_batch: bool,
-    #[serde(default = "default_true")]
-    pub allow_export: bool,
-    #[serde(default = "default_max_cpu")]
-    pub max_cpu_seconds: u64,
-    #[serde(default = "default_max_mem")]
-    pub max_memory_bytes: u64,
-    #[serde(default = "default_max_wall")]
-    pub max_wall_seconds: u64,
-    #[serde(default = "default_max_out")]
-    pub max_output_bytes: u64,
-    #[serde(default = "default_max_procs")]
-    pub max_processes: u64,
     /// What to do with a job found started-but-not-finished in the log on
     /// restart: `fail` (log it interrupted and never rerun) or `rerun-once`.
     #[serde(default)]
@@ -213,24 +204,6 @@ fn default_store() -> String {
 fn default_bwrap() -> PathBuf {
     "/usr/bin/bwrap".into()
 }
-fn default_true() -> bool {
-    true
-}
-fn default_max_cpu() -> u64 {
-    3600
-}
-fn default_max_mem() -> u64 {
-    4 << 30
-}
-fn default_max_wall() -> u64 {
-    7200
-}
-fn default_max_out() -> u64 {
-    1 << 30
-}
-fn default_max_procs() -> u64 {
-    256
-}
 fn default_listen() -> String {
     "127.0.0.1:8700".into()
 }
@@ -282,16 +255,23 @@ data:
 
 sandbox:
   bwrap: /usr/bin/bwrap
-  allow_batch: true
-  allow_export: true
-  # Node maxima; job manifests may ask for less, never more.
-  max_cpu_seconds: 3600
-  max_memory_bytes: 4294967296
-  max_wall_seconds: 7200
-  max_output_bytes: 1073741824
-  max_processes: 256
-  # A job started but not finished when the node died: fail | rerun-once
+  # A job started but not finished when the node died: fail (log it
+  # interrupted, never rerun) | rerun-once
   on_interrupted: fail
+
+policy:
+  # Job kinds this node runs.
+  allowed_kinds: [batch, export]
+  # The most any one job may ask for; manifests above these are refused,
+  # and a limit a manifest leaves out gets these values.
+  max_limits:
+    cpu_seconds: 3600
+    memory: 4GiB
+    wall_seconds: 7200
+    output: 1GiB
+    processes: 256
+  # The most jobs one tree may define.
+  max_jobs: 16
 
 http:
   listen: 127.0.0.1:8700
@@ -459,17 +439,9 @@ impl NodeConfig {
                 ),
             ));
         }
-        for (name, v) in [
-            ("sandbox.max_cpu_seconds", self.sandbox.max_cpu_seconds),
-            ("sandbox.max_memory_bytes", self.sandbox.max_memory_bytes),
-            ("sandbox.max_wall_seconds", self.sandbox.max_wall_seconds),
-            ("sandbox.max_output_bytes", self.sandbox.max_output_bytes),
-            ("sandbox.max_processes", self.sandbox.max_processes),
-        ] {
-            if v == 0 {
-                return Err(err(name, "must be greater than 0".into()));
-            }
-        }
+        self.policy
+            .validate(file)
+            .map_err(|e| err("policy", e.to_string()))?;
         self.http.listen.parse::<SocketAddr>().map_err(|e| {
             err(
                 "http.listen",
@@ -546,11 +518,7 @@ mod tests {
             ("127.0.0.1:8700", "nowhere", "http.listen"),
             ("branch: main", "branch: \"bad..name\"", "repository.branch"),
             ("file:///var/lib/collective/data", "ftp://x", "data.store"),
-            (
-                "max_processes: 256",
-                "max_processes: 0",
-                "sandbox.max_processes",
-            ),
+            ("processes: 256", "processes: 0", "policy"),
             (
                 "origin: collective.example/node-1",
                 "origin: \"a b\"",

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, instrument, warn};
 
 use crate::config::{InterruptedPolicy, NodeConfig};
-use crate::gate::{self, ApprovalFacts, JobKind, JobManifest, Manifests};
+use crate::gate::{self, ApprovalFacts, Manifests};
 use crate::reconcile::{
     reconcile, Action, Desired, JobPlan, Observed, Running, StopKind, TreeRef, Verdict,
 };
@@ -33,6 +33,7 @@ use crate::repo::{Head, RepoSource};
 use crate::sandbox::{self, RunDir, SandboxSpec, Termination};
 use crate::state::State;
 use crate::ControllerError;
+use collective_policy::{JobKind, JobManifest};
 
 /// A running job's handle.
 #[derive(Debug)]
@@ -137,6 +138,8 @@ struct World {
     approvals: BTreeMap<String, Approval>,
     live_datasets: Vec<String>,
     block: u64,
+    paused: bool,
+    now: u64,
 }
 
 fn b256_of_hex(s: &str) -> Result<B256, ControllerError> {
@@ -153,6 +156,7 @@ fn b256_of_hex(s: &str) -> Result<B256, ControllerError> {
 
 fn approval_facts(a: &Approval) -> ApprovalFacts {
     ApprovalFacts {
+        tree_sha256: hex::encode(a.tree_sha256.as_slice()),
         tree_sha1: hex::encode(a.tree_sha1.as_slice()),
         recipients: a.recipients.clone(),
         expires_at: a.expires_at,
@@ -329,7 +333,7 @@ impl Node {
         }
         info!(size = log.size(), deployed = ?state.deployed.as_ref().map(|d| &d.sha256), unresolved = state.started.len(), "log replayed");
         let policy_digest = hex::encode(sha2::Sha256::digest(
-            serde_json::to_vec(&cfg.sandbox).unwrap_or_default(),
+            serde_json::to_vec(&(&cfg.policy, &cfg.sandbox)).unwrap_or_default(),
         ));
         let node_id = cfg.node_id();
         // One base per node instance (node id and work dir), so two nodes
@@ -635,6 +639,8 @@ impl Node {
         let paused = i.chain.paused(conf).await.map_err(chain_err)?;
         let mut world = World {
             block,
+            paused,
+            now,
             ..Default::default()
         };
         let mut approval_of = BTreeMap::new();
@@ -657,8 +663,11 @@ impl Node {
                 .map_err(chain_err)?;
             approval_of.insert(t.clone(), a);
         }
-        let policy = &i.cfg.sandbox;
-        let verdict_for = |tree: &TreeRef, manifests: &Manifests| {
+        let policy = &i.cfg.policy;
+        // `recomputed`: the head's sha256 id from the object database, or a
+        // deployed tree's id, verified from disk at deploy and before each
+        // job start.
+        let verdict_for = |tree: &TreeRef, recomputed: &str, manifests: &Manifests| {
             let facts = approval_of
                 .get(&tree.sha256)
                 .cloned()
@@ -666,6 +675,7 @@ impl Node {
                 .map(|a| approval_facts(&a));
             gate::verdict(&gate::GateInput {
                 tree,
+                sha256_recomputed: Some(recomputed),
                 approval: facts.as_ref(),
                 paused,
                 now,
@@ -676,7 +686,7 @@ impl Node {
         };
         if let Some((h, pairs)) = &head {
             let t = h.tree_ref();
-            let v = verdict_for(&t, &gate::parse_manifests(pairs));
+            let v = verdict_for(&t, &h.ids.sha256, &gate::parse_manifests(pairs));
             world.desired.verdicts.insert(t.sha256.clone(), v.clone());
             world.desired.head = Some((t, v));
         }
@@ -703,7 +713,7 @@ impl Node {
         }
         for t in others {
             let v = match self.deployed_manifests(&t.sha256) {
-                Some(m) => verdict_for(&t, &m),
+                Some(m) => verdict_for(&t, &t.sha256, &m),
                 None => Verdict::Refused(format!(
                     "deployed tree {} is missing from {}",
                     t.sha256,
@@ -932,10 +942,10 @@ impl Node {
         let tree_oid = head.tree;
         let want = tree.sha256.clone();
         let dest2 = dest.clone();
-        let verified = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let verified = tokio::task::spawn_blocking(move || -> Result<String, String> {
             if dest2.is_dir() {
                 match collective_tree::sha256_tree_of_dir(&dest2) {
-                    Ok(s) if s == want => return Ok(()),
+                    Ok(s) if s == want => return Ok(s),
                     _ => {
                         let _ = make_writable(&dest2);
                         std::fs::remove_dir_all(&dest2)
@@ -961,7 +971,8 @@ impl Node {
                     ));
                 }
                 collective_tree::make_read_only(&tmp).map_err(|e| e.to_string())?;
-                std::fs::rename(&tmp, &dest2).map_err(|e| e.to_string())
+                std::fs::rename(&tmp, &dest2).map_err(|e| e.to_string())?;
+                Ok(got)
             })();
             if r.is_err() {
                 let _ = make_writable(&tmp);
@@ -973,6 +984,26 @@ impl Node {
         .map_err(|e| ControllerError::Refused {
             reason: e.to_string(),
         })?;
+        // Decide again on what is on disk: the recomputed sha256 id and the
+        // manifests as materialized. Only this decision deploys.
+        let verified = verified.and_then(|disk_sha256| {
+            let pairs = manifests_on_disk(&dest).map_err(|e| e.to_string())?;
+            let manifests = gate::parse_manifests(&pairs);
+            let facts = approval_facts(approval);
+            match gate::verdict(&gate::GateInput {
+                tree: &tree,
+                sha256_recomputed: Some(&disk_sha256),
+                approval: Some(&facts),
+                paused: world.paused,
+                now: world.now,
+                manifests: &manifests,
+                policy: &self.inner.cfg.policy,
+                confirmations: self.inner.cfg.chain.confirmations,
+            }) {
+                Verdict::Allowed => Ok(()),
+                v => Err(v.reason().to_string()),
+            }
+        });
         if let Err(reason) = verified {
             warn!(%reason, "deployment refused");
             let mut p = Predicate::new(Decision::Refused, format!("deployment refused: {reason}"));
@@ -1022,8 +1053,8 @@ impl Node {
                 })?;
         let manifest = self
             .deployed_manifests(tree_sha256)
-            .and_then(|m| m.get(job).cloned())
-            .and_then(|r| r.ok())
+            .and_then(|m| m.into_iter().find(|(n, _)| n == job))
+            .and_then(|(_, r)| r.ok())
             .ok_or_else(|| ControllerError::Refused {
                 reason: format!("job {job} has no valid manifest"),
             })?;
@@ -1036,7 +1067,7 @@ impl Node {
                 .map_err(|e| ControllerError::Refused {
                     reason: e.to_string(),
                 })?;
-        let datasets = manifest.select(&world.live_datasets);
+        let datasets = manifest.datasets.select(&world.live_datasets);
         let aref = self.approval_ref(&approval);
         if recomputed.as_deref().ok() != Some(tree_sha256) {
             let mut p = Predicate::new(
@@ -1219,7 +1250,7 @@ impl Node {
                     let _ = nix::mount::umount2(&run_dir, nix::mount::MntFlags::MNT_DETACH);
                     let _ = std::fs::remove_dir_all(&run_dir);
                 }
-                let limits = manifest.limits(&i.cfg.sandbox);
+                let limits = gate::limits_of(manifest, &i.cfg.policy);
                 let rd = RunDir::prepare(&run_dir, limits.output_bytes, uid)?;
                 let spec = SandboxSpec {
                     bwrap: i.cfg.sandbox.bwrap.clone(),

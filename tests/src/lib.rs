@@ -421,7 +421,6 @@ pub fn node_config_rpc(
         fetch_interval_secs: 60,
     };
     c.data.store = dirs.store_url();
-    c.sandbox.max_wall_seconds = 300;
     c.http.listen = "127.0.0.1:0".into();
     c.log = LogSection {
         dir: dirs.log_dir(),
