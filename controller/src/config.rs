@@ -572,6 +572,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The parser of operator input never panics: it accepts or names
+        /// what is wrong.
+        #[test]
+        fn parse_never_panics(text in ".{0,400}") {
+            let _ = NodeConfig::parse("fuzz.yaml", &text);
+        }
+
+        /// Mutating one byte of a valid config never panics either.
+        #[test]
+        fn mutated_default_never_panics(pos in 0usize..4000, byte in proptest::num::u8::ANY) {
+            let mut b = DEFAULT_CONFIG_YAML.as_bytes().to_vec();
+            let i = pos % b.len();
+            b[i] = byte;
+            if let Ok(t) = String::from_utf8(b) {
+                let _ = NodeConfig::parse("fuzz.yaml", &t);
+            }
+        }
+    }
+
     #[test]
     fn relative_paths_resolve_against_the_file() {
         let dir = tempfile::tempdir().unwrap();

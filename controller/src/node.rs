@@ -353,6 +353,14 @@ impl Node {
             warn!(dir = %plain_base.display(), "removing plaintext left by a previous run");
         }
         let _ = std::fs::remove_dir_all(&plain_base);
+        // Run directories of jobs a crash interrupted: unmount their tmpfs
+        // and remove their plaintext outputs.
+        if let Ok(rd) = std::fs::read_dir(cfg.paths.work_dir.join("runs")) {
+            for e in rd.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()

@@ -94,6 +94,24 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
         checkpoint.starts_with("collective.test/node\n"),
         "{checkpoint}"
     );
+    // The log is served as static tiles: an auditor can work from the URL.
+    let vkey = node_keys().log_verifier_key("collective.test/node")?;
+    let out = std::process::Command::new(collective_bin())
+        .args([
+            "audit",
+            "--log",
+            &format!("{}/log/", node.url),
+            "--log-key",
+            &vkey,
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "HTTP audit failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The checkpoint covering the job's end gets anchored on chain.
     let anchored = eventually(T, "an anchor covering the finished job", || async {
         let s = node.get("/v1/status").await.ok()?;
@@ -115,7 +133,6 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
 
     // The auditor: log signature, inclusion, anchors and approvals on chain,
     // trees in the repo.
-    let vkey = node_keys().log_verifier_key("collective.test/node")?;
     let a = &devnet.file.deployment.addresses;
     let out = std::process::Command::new(collective_bin())
         .args(["audit", "--log"])
