@@ -31,6 +31,40 @@ pub struct NodeConfig {
     pub http: HttpSection,
     pub log: LogSection,
     pub paths: PathsSection,
+    /// Optional: keep the repository's pull requests told their tree ids,
+    /// the proposal to submit, and whether the tree is approved/deployed.
+    #[serde(default)]
+    pub github: Option<GithubSection>,
+}
+
+/// The GitHub repository whose pull requests the node annotates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSection {
+    pub owner: String,
+    pub repo: String,
+    /// REST API root (GitHub Enterprise: `https://HOST/api/v3`).
+    #[serde(default = "default_github_api")]
+    pub api_url: String,
+    /// Where `refs/pull/N/head` is fetched from; default: the repository's clone URL.
+    #[serde(default)]
+    pub git_remote: Option<String>,
+    /// Seconds between passes over the open pull requests.
+    #[serde(default = "default_fetch_secs")]
+    pub interval_secs: u64,
+    /// Link from each commit status (this node's public status page).
+    #[serde(default)]
+    pub target_url: Option<String>,
+    /// Environment variable holding the token (never put it in the file).
+    #[serde(default = "default_github_token_env")]
+    pub token_env: String,
+}
+
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+fn default_github_token_env() -> String {
+    "GITHUB_TOKEN".into()
 }
 
 /// Who this node is and where its keys live.
@@ -285,6 +319,16 @@ log:
 paths:
   work_dir: /var/lib/collective/work
   outbox_dir: /var/lib/collective/outbox
+
+# Optional: annotate the repository's pull requests (commit status + one
+# comment with the tree ids and the exact proposal to submit).
+# github:
+#   owner: example
+#   repo: collective-jobs
+#   api_url: https://api.github.com
+#   interval_secs: 60
+#   target_url: https://node.example/
+#   token_env: GITHUB_TOKEN
 "#;
 
 impl NodeConfig {
@@ -448,6 +492,17 @@ impl NodeConfig {
                 format!("{:?} is not host:port ({e})", self.http.listen),
             )
         })?;
+        if let Some(g) = &self.github {
+            if g.owner.is_empty() || g.repo.is_empty() {
+                return Err(err(
+                    "github.owner",
+                    "github.owner and github.repo must be set".into(),
+                ));
+            }
+            if g.interval_secs == 0 {
+                return Err(err("github.interval_secs", "must be at least 1".into()));
+            }
+        }
         if self.log.origin.trim().is_empty() || self.log.origin.contains(char::is_whitespace) {
             return Err(err(
                 "log.origin",

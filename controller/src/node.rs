@@ -428,6 +428,11 @@ impl Node {
                 .await;
         });
         let _watcher = self.inner.repo.watch(self.inner.wake.clone());
+        if let Some(g) = self.inner.cfg.github.clone() {
+            let node = self.clone();
+            let sd = shutdown.clone();
+            tokio::spawn(async move { node.github_loop(g, sd).await });
+        }
         self.control_loop(shutdown.clone()).await;
         // Stop jobs: they die with us anyway (die-with-parent); record why.
         let keys: Vec<_> = self
@@ -1404,6 +1409,85 @@ impl Node {
         self.inner.wake.notify_one();
     }
 
+    /// Annotate open pull requests on an interval (see `collective-github`).
+    /// Failures are logged and retried next pass; they never touch the
+    /// deploy path.
+    async fn github_loop(&self, g: crate::config::GithubSection, shutdown: CancellationToken) {
+        let token = std::env::var(&g.token_env)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        let cfg = collective_github::GithubConfig {
+            api_url: g.api_url.clone(),
+            owner: g.owner.clone(),
+            repo: g.repo.clone(),
+            token,
+            retry: collective_github::RetryPolicy::default(),
+        };
+        let mut wc = collective_github::WatchConfig::new(
+            cfg,
+            self.inner.cfg.paths.work_dir.join("github-mirror.git"),
+        );
+        wc.git_remote = g.git_remote.clone();
+        wc.target_url = g.target_url.clone();
+        let watcher = match collective_github::PrWatcher::new(wc) {
+            Ok(w) => w,
+            Err(e) => {
+                error!(error = %e, "GitHub watcher disabled");
+                return;
+            }
+        };
+        let lookup = NodeLookup(self.clone());
+        loop {
+            match watcher.sync_once(&lookup).await {
+                Ok(r) => info!(prs = r.prs.len(), "GitHub pull requests synced"),
+                Err(e) => warn!(error = %e, "GitHub sync failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(g.interval_secs)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// The state of a tree for a pull request's status: deployed (with its
+    /// log index), approved, refused/revoked, or awaiting approval.
+    async fn tree_state(&self, sha256: &str) -> Result<collective_github::TreeState, String> {
+        use collective_github::TreeState;
+        {
+            let st = self.inner.state.lock().expect("lock");
+            if let (Some(d), Some(e)) = (&st.deployed, &st.deployed_entry) {
+                if d.sha256 == sha256 {
+                    return Ok(TreeState::Deployed { log_index: e.index });
+                }
+            }
+        }
+        let conf = self.inner.cfg.chain.confirmations;
+        let a = self
+            .inner
+            .chain
+            .approval(b256_of_hex(sha256).map_err(|e| e.to_string())?, conf)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match a {
+            None => TreeState::AwaitingApproval,
+            Some(a) if a.revoked => TreeState::Refused {
+                reason: format!("approval revoked: {}", a.revoke_reason),
+            },
+            Some(_) => {
+                let st = self.inner.state.lock().expect("lock");
+                match st
+                    .refused
+                    .iter()
+                    .find(|(t, r)| t == sha256 && !r.starts_with("no approval"))
+                {
+                    Some((_, r)) => TreeState::Refused { reason: r.clone() },
+                    None => TreeState::Approved,
+                }
+            }
+        })
+    }
+
     /// Anchor the current checkpoint on chain if the log grew since the
     /// last anchor.
     pub async fn anchor_now(&self) -> Result<Option<AnchorInfo>, ControllerError> {
@@ -1461,6 +1545,22 @@ impl Node {
             .map_err(|e| ControllerError::Log {
                 message: e.to_string(),
             })
+    }
+}
+
+/// The node as the GitHub watcher's view of tree states.
+#[derive(Debug)]
+struct NodeLookup(Node);
+
+impl collective_github::StateLookup for NodeLookup {
+    fn state(
+        &self,
+        tree: &collective_github::TreeIds,
+    ) -> impl std::future::Future<Output = Result<collective_github::TreeState, String>> + Send
+    {
+        let node = self.0.clone();
+        let sha = tree.sha256.clone();
+        async move { node.tree_state(&sha).await }
     }
 }
 

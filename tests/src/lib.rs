@@ -225,7 +225,8 @@ pub struct JobRepo {
     pub path: PathBuf,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
+/// Run the git CLI in `dir` with a fixed identity; stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .current_dir(dir)
         .args(args)

@@ -765,3 +765,78 @@ async fn pause_suspends_unpause_resumes_and_expiry_stops() -> Result<()> {
     node.stop().await;
     Ok(())
 }
+
+/// The node keeps a pull request told its state: awaiting approval (with
+/// the proposal in a comment), then deployed once approved and merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pull_request_status_follows_approval_and_deployment() -> Result<()> {
+    use collective_github::fake::{FakeGithub, FakePull};
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let (_, base) = repo.commit(&[("README.md", Some("jobs\n"))], "base")?;
+    git(&repo.path, &["checkout", "-q", "-b", "feature"])?;
+    let (ids, head) = repo.commit(&stats_files(), "add stats job")?;
+    git(&repo.path, &["update-ref", "refs/pull/1/head", &head])?;
+    git(&repo.path, &["checkout", "-q", "main"])?;
+    let fake = FakeGithub::start(
+        "acme",
+        "jobs",
+        "gh-test-token",
+        "collective-bot",
+        &format!("file://{}", repo.path.display()),
+    )
+    .await;
+    fake.open_pull(FakePull {
+        number: 1,
+        title: "Add a stats job".into(),
+        body: format!("Recipient: {}", Requester::default().recipient()),
+        head_sha: head.clone(),
+        head_ref: "feature".into(),
+        base_ref: "main".into(),
+        base_sha: base.clone(),
+        author: "requester".into(),
+    });
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    std::env::set_var("COLLECTIVE_E2E_GH_TOKEN", "gh-test-token");
+    cfg.github = Some(collective_controller::config::GithubSection {
+        owner: "acme".into(),
+        repo: "jobs".into(),
+        api_url: fake.api_url(),
+        git_remote: None,
+        interval_secs: 1,
+        target_url: None,
+        token_env: "COLLECTIVE_E2E_GH_TOKEN".into(),
+    });
+    let node = RunningNode::start(cfg).await?;
+    let first = eventually(T, "a status on the PR head", || async {
+        let s = fake.statuses(&head);
+        (!s.is_empty()).then_some(s)
+    })
+    .await?;
+    assert_eq!(first[0].0, "pending", "{first:?}");
+    let comments = fake.comments(1);
+    assert!(
+        comments
+            .iter()
+            .any(|c| c["body"].as_str().unwrap_or("").contains(&ids.sha256)),
+        "{comments:?}"
+    );
+
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    git(&repo.path, &["merge", "-q", "--ff-only", "feature"])?;
+    node.wait_decision("deployed", None, T).await?;
+    let last = eventually(T, "a deployed status", || async {
+        let s = fake.statuses(&head);
+        s.iter()
+            .find(|(_, d)| d.to_lowercase().contains("deployed"))
+            .cloned()
+    })
+    .await?;
+    assert_eq!(last.0, "success", "{last:?}");
+    node.stop().await;
+    Ok(())
+}
