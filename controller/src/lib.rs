@@ -4,6 +4,32 @@
 //! (gated by `collective_policy::decide`), runs their jobs in a bubblewrap
 //! sandbox, and writes every decision to the attest log, which is also its
 //! only durable memory. See DESIGN.md, "The controller loop".
+//!
+//! Map of the crate:
+//! - [`config`]: `node.yaml` (strict, validated; `collective config --default`);
+//! - [`reconcile`]: the pure `reconcile(desired, observed) -> Action`;
+//! - [`gate`]: verdicts through `collective_policy::decide`;
+//! - [`state`]: the state replayed from the log;
+//! - [`repo`]: the deploy branch (local + `notify`, or remote + fetch);
+//! - [`sandbox`]: bubblewrap runner and its security argument;
+//! - [`node`]: the I/O loop, deploy, jobs, outputs, anchoring;
+//! - [`http`]: the read-only API and status page;
+//! - [`anchor`]: checkpoint anchoring on `NodeRegistry`.
+//!
+//! Crash recovery. `job-started` is logged before a sandbox starts and one
+//! end record (`job-finished`, `exported`, or `revoked`/`suspended`/
+//! `withdrawn` naming the job) after it ends. On start the node replays the
+//! log; a started job without an end gets an `interrupted` entry and is
+//! resolved by `sandbox.on_interrupted`: `fail` (default: it counts as done
+//! and never reruns, so a job that crashes the node cannot crash-loop it) or
+//! `rerun-once` (run again once; a second interruption counts as done).
+//! Plaintext and run directories left by the crash are removed at start.
+//!
+//! Chain outages. If the chain (or the repository) cannot be read, the loop
+//! takes no action that round: nothing deploys and nothing is stopped;
+//! running jobs continue under the approval they started with, and the API
+//! reports the outage. Stops happen only on a positive reading (revoked,
+//! paused, expired, withdrawn) at the confirmation depth.
 
 pub mod anchor;
 pub mod config;

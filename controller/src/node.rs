@@ -86,9 +86,6 @@ pub struct Metrics {
     pub actions: Mutex<BTreeMap<String, u64>>,
     pub jobs_started: std::sync::atomic::AtomicU64,
     pub anchors: std::sync::atomic::AtomicU64,
-    /// Milliseconds from seeing a new confirmed block to starting a job,
-    /// last value (for the benchmark and operators).
-    pub last_start_latency_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Shared node internals (the HTTP API reads them).
@@ -247,7 +244,10 @@ impl Node {
             .map(SecretString::from);
         let keys = NodeKeys::load(&cfg.node.key_dir, passphrase.as_ref()).map_err(|e| {
             ControllerError::Keys {
-                message: e.to_string(),
+                message: format!(
+                    "{e} (node.key_dir; create keys with `collective keys init --dir {}`)",
+                    cfg.node.key_dir.display()
+                ),
             }
         })?;
         let addresses = match (&cfg.chain.deployment, &cfg.chain.addresses) {
