@@ -1,4 +1,4 @@
-//! The node: the I/O loop around [`reconcile`](crate::reconcile::reconcile).
+//! The node: the I/O loop around [`crate::reconcile::reconcile`].
 //!
 //! Security argument. Every wake re-reads the truth: the deploy branch head
 //! from the object database, approvals and pause state from the chain at the
