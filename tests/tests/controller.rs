@@ -840,3 +840,64 @@ async fn pull_request_status_follows_approval_and_deployment() -> Result<()> {
     node.stop().await;
     Ok(())
 }
+
+/// Withdrawing data a running job uses stops the job (logged `withdrawn`);
+/// the job then runs again without that data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn withdrawal_stops_the_job_using_the_data() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    devnet
+        .register_node(NODE_ID, node_keys(), "collective.test/node")
+        .await?;
+    let store = collective_vault::DatasetStore::open(&dirs.store_url())?;
+    let data = devnet
+        .contribute(&store, node_keys().recipient(), NODE_ID, b"row\n")
+        .await?;
+    let repo = JobRepo::init(&tmp.path().join("repo"))?;
+    let yaml = SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleepdata/");
+    let (ids, _) = repo.commit(
+        &[
+            ("jobs/sleepdata/job.yaml", Some(&yaml)),
+            ("jobs/sleepdata/run.py", Some(SLEEP_JOB_PY)),
+        ],
+        "sleeper",
+    )?;
+    let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
+    devnet
+        .approve(&ids, &[Requester::default().recipient()], 0)
+        .await?;
+    let started = node
+        .wait_decision("job-started", Some("sleepdata"), T)
+        .await?;
+    assert!(
+        started["reason"].as_str().unwrap().contains("1 dataset"),
+        "{started}"
+    );
+
+    devnet
+        .client("contributor")
+        .await?
+        .withdraw(data.parse()?)
+        .await?;
+    let w = node
+        .wait_decision("withdrawn", Some("sleepdata"), T)
+        .await?;
+    assert!(w["reason"].as_str().unwrap().contains(&data), "{w}");
+    let again = eventually(T, "the job to run again without the data", || async {
+        let runs = node.runs().await.ok()?;
+        let starts: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r["decision"] == "job-started")
+            .collect();
+        (starts.len() == 2).then(|| starts[1].clone())
+    })
+    .await?;
+    assert!(
+        again["reason"].as_str().unwrap().contains("0 dataset"),
+        "{again}"
+    );
+    node.stop().await;
+    Ok(())
+}
