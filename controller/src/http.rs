@@ -4,7 +4,9 @@
 //! keys, the log (static tlog-tiles files, so any web server or CDN could
 //! serve them instead), run records, and the outbox, which holds only age
 //! ciphertexts (only `*.age` files are served). No endpoint changes state:
-//! there is no deploy or override API. Paths are checked component by
+//! there is no deploy or override API. `POST /v1/refresh` (for push
+//! webhooks) is only a hint: it makes the node fetch and re-read the truth
+//! sooner, rate-limited, and cannot make it decide anything differently. Paths are checked component by
 //! component (no `..`, no absolute paths, no symlinks) before touching disk.
 
 use std::fmt::Write as _;
@@ -32,6 +34,7 @@ pub fn router(inner: Arc<Inner>) -> Router {
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/{*path}", get(log_file))
         .route("/metrics", get(metrics))
+        .route("/v1/refresh", axum::routing::post(refresh))
         .with_state(inner)
 }
 
@@ -65,6 +68,12 @@ async fn node(State(i): St) -> Json<serde_json::Value> {
         "log_origin": i.cfg.log.origin,
         "controller_version": env!("CARGO_PKG_VERSION"),
     }))
+}
+
+async fn refresh(State(i): St) -> (StatusCode, &'static str) {
+    i.fetch_requested.store(true, Ordering::Relaxed);
+    i.wake.notify_one();
+    (StatusCode::ACCEPTED, "refresh requested\n")
 }
 
 async fn runs(State(i): St) -> Json<serde_json::Value> {

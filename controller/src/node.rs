@@ -104,6 +104,9 @@ pub struct Inner {
     running: Mutex<BTreeMap<(String, String), RunningJob>>,
     manifests: Mutex<BTreeMap<String, Manifests>>,
     pub wake: Arc<Notify>,
+    /// Set by `POST /v1/refresh`: fetch a remote repository now (at most
+    /// every two seconds).
+    pub fetch_requested: std::sync::atomic::AtomicBool,
     pub status: Mutex<Status>,
     pub metrics: Metrics,
     policy_digest: String,
@@ -389,6 +392,7 @@ impl Node {
             running: Mutex::new(BTreeMap::new()),
             manifests: Mutex::new(BTreeMap::new()),
             wake: Arc::new(Notify::new()),
+            fetch_requested: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(status),
             metrics: Metrics::default(),
             policy_digest,
@@ -464,7 +468,13 @@ impl Node {
         let mut last_full = Instant::now() - Duration::from_secs(3600);
         let mut woken = true;
         loop {
-            if self.inner.repo.is_remote() && last_fetch.is_none_or(|t| t.elapsed() >= fetch_every)
+            let requested = last_fetch.is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+                && self
+                    .inner
+                    .fetch_requested
+                    .swap(false, std::sync::atomic::Ordering::Relaxed);
+            if self.inner.repo.is_remote()
+                && (requested || last_fetch.is_none_or(|t| t.elapsed() >= fetch_every))
             {
                 let repo = self.inner.repo.clone();
                 let r = tokio::task::spawn_blocking(move || repo.refresh()).await;

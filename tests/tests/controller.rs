@@ -901,3 +901,48 @@ async fn withdrawal_stops_the_job_using_the_data() -> Result<()> {
     node.stop().await;
     Ok(())
 }
+
+/// A remote repository is fetched into the node's mirror; `POST
+/// /v1/refresh` (a push webhook) fetches on demand, well before the
+/// interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn remote_repository_is_fetched_on_demand() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let devnet = Devnet::spawn(tmp.path()).await?;
+    let repo = JobRepo::init(&tmp.path().join("origin"))?;
+    let (a, _) = repo.commit(&stats_files(), "v1")?;
+    let dirs = NodeDirs::new(&tmp.path().join("node"))?;
+    let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    cfg.repository.path = None;
+    cfg.repository.url = Some(format!("file://{}", repo.path.display()));
+    cfg.repository.fetch_interval_secs = 3600;
+    let node = RunningNode::start(cfg).await?;
+    let recipient = Requester::default().recipient();
+    devnet
+        .approve(&a, std::slice::from_ref(&recipient), 0)
+        .await?;
+    node.wait_decision("job-finished", Some("stats"), T).await?;
+
+    let (b, _) = repo.commit(&[("README.md", Some("v2\n"))], "v2")?;
+    devnet
+        .approve(&b, std::slice::from_ref(&recipient), 0)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        node.get("/v1/status").await?["deployed"]["sha256"],
+        a.sha256.as_str(),
+        "fetched before the interval without a request"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/refresh", node.url))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 202);
+    eventually(T, "the fetched, approved tree to deploy", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        (s["deployed"]["sha256"] == b.sha256.as_str()).then_some(())
+    })
+    .await?;
+    node.stop().await;
+    Ok(())
+}
