@@ -255,8 +255,28 @@ impl Node {
         })?;
         let addresses = match (&cfg.chain.deployment, &cfg.chain.addresses) {
             (Some(path), _) => {
-                let d = collective_chain::devnet::DevnetFile::load(path).map_err(chain_err)?;
-                d.deployment.addresses
+                // Any deployment YAML (devnet.yaml is one, with extra fields).
+                let text = std::fs::read_to_string(path).map_err(|source| ControllerError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let d: collective_chain::Deployment =
+                    serde_yaml::from_str(&text).map_err(|e| ControllerError::Config {
+                        file: path.display().to_string(),
+                        field: "(deployment file)".into(),
+                        message: e.to_string(),
+                    })?;
+                if d.chain_id != cfg.chain.chain_id {
+                    return Err(ControllerError::Config {
+                        file: path.display().to_string(),
+                        field: "chain_id".into(),
+                        message: format!(
+                            "the deployment is on chain {}, but chain.chain_id is {}",
+                            d.chain_id, cfg.chain.chain_id
+                        ),
+                    });
+                }
+                d.addresses
             }
             (None, Some(a)) => {
                 let p = |s: &str| {
