@@ -946,3 +946,42 @@ async fn remote_repository_is_fetched_on_demand() -> Result<()> {
     node.stop().await;
     Ok(())
 }
+
+/// `collective config --default` prints a commented config that parses;
+/// `collective node check` accepts it and refuses a typo with exit 64,
+/// naming the field.
+#[test]
+fn cli_default_config_parses_and_typos_are_usage_errors() -> Result<()> {
+    let bin = collective_bin();
+    let out = std::process::Command::new(&bin)
+        .args(["config", "--default"])
+        .output()?;
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains("# "), "the default is commented");
+    collective_controller::NodeConfig::parse("stdout", &text)?;
+    let tmp = tempfile::tempdir()?;
+    let good = tmp.path().join("node.yaml");
+    std::fs::write(&good, &text)?;
+    let st = std::process::Command::new(&bin)
+        .args(["node", "check", "--config"])
+        .arg(&good)
+        .status()?;
+    assert_eq!(st.code(), Some(0));
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        text.replace("  confirmations: 2", "  confirmation: 2"),
+    )?;
+    let out = std::process::Command::new(&bin)
+        .args(["node", "check", "--config"])
+        .arg(&bad)
+        .output()?;
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml") && err.contains("confirmation"),
+        "{err}"
+    );
+    Ok(())
+}
