@@ -239,7 +239,13 @@ pub fn bwrap_args(spec: &SandboxSpec, out_dir: &Path, as_root: bool) -> Vec<Stri
     for f in ["/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime"] {
         push(&["--ro-bind-try", f, f]);
     }
-    push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    // /tmp is a tmpfs whose pages RLIMIT_AS does not count: cap it at the
+    // output limit so a job cannot fill the node's memory through it.
+    let tmp_size = spec.limits.output_bytes.max(1 << 20).to_string();
+    push(&[
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", &tmp_size, "--tmpfs",
+        "/tmp",
+    ]);
     let tree = spec.tree_dir.to_string_lossy().to_string();
     push(&["--ro-bind", &tree, "/job"]);
     if let Some(d) = &spec.data_dir {

@@ -269,6 +269,33 @@ print('ALLOCATED')
 }
 
 #[tokio::test]
+async fn tmp_is_size_limited() {
+    let mut l = limits();
+    l.output_bytes = 1 << 20;
+    let (run, out, err, _f) = run_script(
+        r#"
+import sys
+try:
+    # many files, each under RLIMIT_FSIZE: only the tmpfs size stops this
+    for i in range(64):
+        with open('/tmp/fill%d' % i, 'wb') as f:
+            f.write(b'x' * (512 << 10))
+except OSError as e:
+    print('full', e.errno)
+    sys.exit(7)
+print('FILLED')
+"#,
+        l,
+    )
+    .await;
+    assert!(
+        !out.contains("FILLED"),
+        "32 MiB written to /tmp under a 1 MiB cap: {out} {err}"
+    );
+    assert!(!run.termination.success());
+}
+
+#[tokio::test]
 async fn wall_time_kills() {
     let mut l = limits();
     l.wall_seconds = 2;
