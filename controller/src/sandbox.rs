@@ -14,6 +14,9 @@
 //!   dies, the job dies), `--new-session` (no terminal injection), an empty
 //!   environment;
 //! - an unprivileged uid (65534) with no capabilities and `no_new_privs`;
+//! - a private `/tmp` tmpfs capped at the output limit (tmpfs pages are not
+//!   counted by `RLIMIT_AS`, so an uncapped `/tmp` would be a way around the
+//!   memory limit);
 //! - rlimits: CPU seconds, address space, process count, file size; a wall
 //!   clock enforced here by killing the sandbox (the pid namespace takes
 //!   every descendant with it);
@@ -22,6 +25,11 @@
 //!   the total afterwards. Outputs that are not regular files (symlinks,
 //!   fifos, devices) are refused, so collecting outputs never follows a
 //!   link the job planted.
+//!
+//! Not covered (yet): a seccomp filter (the job reaches the full syscall
+//! surface of the kernel, as an unprivileged user in its namespaces) and
+//! cgroup limits (CPU time and memory are per-process rlimits; a job's
+//! process count is bounded, so its total is bounded too, but loosely).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
