@@ -475,6 +475,7 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = server.await;
+        let _ = std::fs::remove_dir_all(&self.inner.plain_base);
         Ok(())
     }
 
