@@ -124,14 +124,16 @@ data:
   store: file://$STORE
 sandbox:
   bwrap: $(command -v bwrap)
-  allow_batch: true
-  allow_export: true
-  max_cpu_seconds: 600
-  max_memory_bytes: 2147483648
-  max_wall_seconds: 900
-  max_output_bytes: 67108864
-  max_processes: 64
   on_interrupted: fail
+policy:
+  allowed_kinds: [batch, export]
+  max_limits:
+    cpu_seconds: 600
+    memory: 2GiB
+    wall_seconds: 900
+    output: 64MiB
+    processes: 64
+  max_jobs: 8
 http:
   listen: 127.0.0.1:$NODE_PORT
 log:
@@ -186,20 +188,25 @@ for v in voter1 voter2 voter3; do "$C" proposal vote "$PID_" --devnet "$DEVNET" 
 
 step "The node deploys the approved tree and runs the job in a bubblewrap sandbox"
 finished() { curl -fsS "$ENDPOINT/v1/runs" | python3 -c 'import json,sys
-runs=json.load(sys.stdin); runs=runs.get("runs",runs) if isinstance(runs,dict) else runs
-sys.exit(0 if any(r.get("state") in ("finished","job-finished") or r.get("finished") for r in runs) else 1)'; }
+runs=json.load(sys.stdin)["runs"]
+sys.exit(0 if any(r["decision"]=="job-finished" and r["job"]=="train-model" for r in runs) else 1)'; }
 wait_for 180 "the train-model job to finish" finished
-curl -fsS "$ENDPOINT/v1/runs" | python3 -m json.tool | sed 's/^/    /' | head -40
+curl -fsS "$ENDPOINT/v1/runs" | python3 -c 'import json,sys
+for r in json.load(sys.stdin)["runs"]:
+    print("    log #%s %-13s %s %s" % (r["index"], r["decision"], r["job"], r["reason"]))'
+
 
 step "The requester fetches the encrypted outputs and decrypts them with their own key"
 mkdir -p "$D/requester"
 for f in $(curl -fsS "$ENDPOINT/v1/runs" | python3 -c 'import json,sys
-runs=json.load(sys.stdin); runs=runs.get("runs",runs) if isinstance(runs,dict) else runs
-for r in runs:
-    for o in r.get("outputs",[]): print(o.get("path") or o.get("name"))'); do
-  curl -fsS "$ENDPOINT/v1/outbox/$f" -o "$D/requester/$(basename "$f")"
-  age -d -i "$D/requester.key" -o "$D/requester/$(basename "$f" .age)" "$D/requester/$(basename "$f")"
-  say "decrypted $(basename "$f" .age)"
+for r in json.load(sys.stdin)["runs"]:
+    if r["decision"] == "job-finished":
+        for o in r["outputs"]:
+            if o["name"].startswith("out/"): print(r["tree_sha256"] + "/" + r["job"] + "/" + o["name"])'); do
+  name=$(basename "$f" .age)
+  curl -fsS "$ENDPOINT/v1/outbox/$f" -o "$D/requester/$name.age"
+  age -d -i "$D/requester.key" -o "$D/requester/$name" "$D/requester/$name.age"
+  say "fetched /v1/outbox/.../$name.age and decrypted it with the requester's key"
 done
 [ -s "$D/requester/metrics.json" ] || fail "no metrics.json among the decrypted outputs"
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("    model metrics:", {k: m[k] for k in list(m)[:6]})' "$D/requester/metrics.json"
