@@ -44,7 +44,9 @@ pub fn parse_verifier_key(vkey: &str) -> Result<(String, VerifyingKey), AttestEr
         reason: reason.to_string(),
     };
     let v = StandardVerifier::new(vkey).map_err(|e| bad(&e.to_string()))?;
-    let b64 = vkey.rsplit('+').next().ok_or_else(|| bad("no key data"))?;
+    // `name+keyhash+base64`: names never contain '+', but base64 may, so
+    // the key data is everything after the second '+'.
+    let b64 = vkey.splitn(3, '+').nth(2).ok_or_else(|| bad("no key data"))?;
     let raw = BASE64_STANDARD
         .decode(b64)
         .map_err(|e| bad(&e.to_string()))?;
@@ -818,5 +820,35 @@ impl From<&Checkpoint> for CheckpointInfo {
             root: cp.hash().to_string(),
             text: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    /// Base64 key data may contain '+', the separator of a verifier key's
+    /// fields; parsing must still find the whole key.
+    #[test]
+    fn verifier_keys_whose_base64_contains_plus_parse() {
+        let mut tried = 0;
+        for seed in 0u8..=255 {
+            let key = SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            let vkey = crate::verifier_key_string("example.com/log", &key);
+            if vkey.splitn(3, '+').nth(2).is_some_and(|b| b.contains('+')) {
+                let (name, parsed) = parse_verifier_key(&vkey).expect("parses");
+                assert_eq!(name, "example.com/log");
+                assert_eq!(parsed, key);
+                tried += 1;
+            }
+        }
+        assert!(tried > 0, "no seed produced a key with '+' in its base64");
+    }
+
+    #[test]
+    fn verifier_key_without_key_data_is_refused() {
+        assert!(parse_verifier_key("example.com/log+12345678").is_err());
+        assert!(parse_verifier_key("example.com/log").is_err());
     }
 }
