@@ -11,4 +11,5 @@ run() { echo; echo "== $*"; "$@"; }
 run cargo bench -p collective-tree --bench tree_id
 run cargo bench -p collective-vault --bench throughput
 run cargo bench -p collective-attest --bench attest
+run cargo bench -p collective-chain --bench chain_reads
 run cargo bench -p collective-e2e --bench approval_latency
