@@ -9,11 +9,13 @@ CARGO ?= cargo
 
 all: build
 
-# Debian packages the sandbox and the age interop tests need.
+# Debian packages the sandbox, the age interop tests, the example jobs and the demo need.
 sysdeps:
 	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	 command -v age >/dev/null || missing="$$missing age"; \
 	 command -v git >/dev/null || missing="$$missing git"; \
+	 command -v curl >/dev/null || missing="$$missing curl"; \
+	 command -v python3 >/dev/null || missing="$$missing python3"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing:$$missing"; \
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
