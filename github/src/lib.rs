@@ -9,7 +9,7 @@
 //!   locally with git from the repository's own refs, never taken from the
 //!   API's word;
 //! - the API token (`GITHUB_TOKEN`) never reaches a log line, an error
-//!   message or a comment: it is held as a [`secrecy::SecretString`] and only
+//!   message or a comment: it is held as a [`SecretString`] and only
 //!   octocrab's auth layer sees it;
 //! - it keeps exactly one comment per PR (found by [`COMMENT_MARKER`] and
 //!   written by the token's own user), so a third party cannot make the node

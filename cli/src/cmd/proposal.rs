@@ -125,7 +125,8 @@ pub struct SubmitArgs {
     /// --pr and none given: the `Recipient:` lines of the PR description.
     #[arg(long = "recipient", value_name = "AGE_RECIPIENT")]
     recipients: Vec<String>,
-    /// When the approval lapses: RFC 3339, unix seconds, +<n><s|m|h|d|w>, or never.
+    /// When the approval lapses: RFC 3339, unix seconds, an offset such as +7d
+    /// (units s, m, h, d, w), or never.
     #[arg(long, default_value = "never")]
     expires: String,
     /// Reference stored with the approval, e.g. the pull request URL (with
