@@ -46,7 +46,10 @@ pub fn parse_verifier_key(vkey: &str) -> Result<(String, VerifyingKey), AttestEr
     let v = StandardVerifier::new(vkey).map_err(|e| bad(&e.to_string()))?;
     // `name+keyhash+base64`: names never contain '+', but base64 may, so
     // the key data is everything after the second '+'.
-    let b64 = vkey.splitn(3, '+').nth(2).ok_or_else(|| bad("no key data"))?;
+    let b64 = vkey
+        .splitn(3, '+')
+        .nth(2)
+        .ok_or_else(|| bad("no key data"))?;
     let raw = BASE64_STANDARD
         .decode(b64)
         .map_err(|e| bad(&e.to_string()))?;

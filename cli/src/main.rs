@@ -39,15 +39,25 @@ impl std::error::Error for Exit {}
 
 impl Exit {
     pub fn usage(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Exit { code: exit::USAGE, message: message.into() })
+        anyhow::Error::new(Exit {
+            code: exit::USAGE,
+            message: message.into(),
+        })
     }
     pub fn refused(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Exit { code: exit::REFUSED, message: message.into() })
+        anyhow::Error::new(Exit {
+            code: exit::REFUSED,
+            message: message.into(),
+        })
     }
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "collective", version, about = "A community-owned dataset, computed on only by DAO-approved code")]
+#[command(
+    name = "collective",
+    version,
+    about = "A community-owned dataset, computed on only by DAO-approved code"
+)]
 struct Cli {
     /// Print results as JSON for scripts.
     #[arg(long, global = true)]
@@ -99,7 +109,9 @@ enum Command {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -110,7 +122,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

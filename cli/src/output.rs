@@ -21,7 +21,11 @@ impl Output {
 
     /// Prints a result: `value` as one JSON document with `--json`, else the
     /// human text.
-    pub fn result<T: Serialize>(&self, value: &T, human: impl std::fmt::Display) -> anyhow::Result<()> {
+    pub fn result<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl std::fmt::Display,
+    ) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         if self.json {
             serde_json::to_writer_pretty(&mut out, value)?;

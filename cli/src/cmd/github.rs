@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use collective_chain::{ChainClient, Deployment, B256};
 use collective_github::{
-    pr_proposal, GithubConfig, PrOutcome, PrSource, PrWatcher, RetryPolicy, StateLookup, SyncReport, TreeIds,
-    TreeState, WatchConfig, STATUS_CONTEXT,
+    pr_proposal, GithubConfig, PrOutcome, PrSource, PrWatcher, RetryPolicy, StateLookup,
+    SyncReport, TreeIds, TreeState, WatchConfig, STATUS_CONTEXT,
 };
 
 use crate::output::Output;
@@ -98,13 +98,19 @@ fn parse_repo_url(url: &str) -> anyhow::Result<(String, String)> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| Exit::usage(format!("--repo-url {url}: expected https://github.com/OWNER/NAME")))?;
+        .ok_or_else(|| {
+            Exit::usage(format!(
+                "--repo-url {url}: expected https://github.com/OWNER/NAME"
+            ))
+        })?;
     let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     match parts.as_slice() {
         [_host, owner, name] if !owner.is_empty() && !name.is_empty() => {
             Ok((owner.to_string(), name.trim_end_matches(".git").to_string()))
         }
-        _ => Err(Exit::usage(format!("--repo-url {url}: expected https://github.com/OWNER/NAME"))),
+        _ => Err(Exit::usage(format!(
+            "--repo-url {url}: expected https://github.com/OWNER/NAME"
+        ))),
     }
 }
 
@@ -121,18 +127,34 @@ struct ChainLookup {
 
 impl StateLookup for ChainLookup {
     async fn state(&self, tree: &TreeIds) -> Result<TreeState, String> {
-        let key: B256 = format!("0x{}", tree.sha256).parse().map_err(|e| format!("bad sha256 tree id: {e}"))?;
-        let approval = self.chain.approval(key, self.confirmations).await.map_err(|e| e.to_string())?;
-        let Some(a) = approval else { return Ok(TreeState::AwaitingApproval) };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let key: B256 = format!("0x{}", tree.sha256)
+            .parse()
+            .map_err(|e| format!("bad sha256 tree id: {e}"))?;
+        let approval = self
+            .chain
+            .approval(key, self.confirmations)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(a) = approval else {
+            return Ok(TreeState::AwaitingApproval);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if a.revoked {
-            return Ok(TreeState::Refused { reason: format!("approval revoked: {}", a.revoke_reason) });
+            return Ok(TreeState::Refused {
+                reason: format!("approval revoked: {}", a.revoke_reason),
+            });
         }
         if !a.is_live(now) {
-            return Ok(TreeState::Refused { reason: "approval expired".into() });
+            return Ok(TreeState::Refused {
+                reason: "approval expired".into(),
+            });
         }
         if hex::encode(a.tree_sha1.as_slice()) != tree.sha1 {
-            return Ok(TreeState::Refused { reason: "the approval names a different sha1 tree id".into() });
+            return Ok(TreeState::Refused {
+                reason: "the approval names a different sha1 tree id".into(),
+            });
         }
         Ok(TreeState::Approved)
     }
@@ -150,7 +172,9 @@ async fn watch(a: WatchArgs, out: Output) -> anyhow::Result<u8> {
     let (owner, name) = match (&a.repo_url, &a.owner, &a.name) {
         (Some(url), _, _) => parse_repo_url(url)?,
         (None, Some(o), Some(n)) => (o.clone(), n.clone()),
-        _ => return Err(Exit::usage("name the repository: --repo-url https://github.com/OWNER/NAME, or --owner and --name")),
+        _ => return Err(Exit::usage(
+            "name the repository: --repo-url https://github.com/OWNER/NAME, or --owner and --name",
+        )),
     };
     let token = GithubConfig::token_from_env();
     if token.is_none() {
@@ -158,8 +182,19 @@ async fn watch(a: WatchArgs, out: Output) -> anyhow::Result<u8> {
             "GITHUB_TOKEN is not set: posting statuses and comments needs a token (repo:status and pull request write access)",
         ));
     }
-    let github = GithubConfig { api_url: a.api_url.clone(), owner: owner.clone(), repo: name.clone(), token, retry: RetryPolicy::default() };
-    let mut config = WatchConfig::new(github, a.mirror_dir.clone().unwrap_or_else(|| default_mirror(&owner, &name)));
+    let github = GithubConfig {
+        api_url: a.api_url.clone(),
+        owner: owner.clone(),
+        repo: name.clone(),
+        token,
+        retry: RetryPolicy::default(),
+    };
+    let mut config = WatchConfig::new(
+        github,
+        a.mirror_dir
+            .clone()
+            .unwrap_or_else(|| default_mirror(&owner, &name)),
+    );
     config.git_remote = a.git_remote.clone();
     config.context = a.context.clone();
     config.target_url = a.target_url.clone();
@@ -167,27 +202,44 @@ async fn watch(a: WatchArgs, out: Output) -> anyhow::Result<u8> {
 
     match &a.deployment {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let d: Deployment = serde_yaml::from_str(&text)
-                .map_err(|e| Exit::usage(format!("{}: not a deployment file: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let d: Deployment = serde_yaml::from_str(&text).map_err(|e| {
+                Exit::usage(format!("{}: not a deployment file: {e}", path.display()))
+            })?;
             let chain = ChainClient::connect_deployment(&d, None)
                 .await
                 .with_context(|| format!("connecting to the chain at {}", d.rpc_url))?;
-            let lookup = ChainLookup { chain, confirmations: a.confirmations };
+            let lookup = ChainLookup {
+                chain,
+                confirmations: a.confirmations,
+            };
             watch_loop(&watcher, &lookup, &a, out).await
         }
         None => watch_loop(&watcher, &NoChain, &a, out).await,
     }
 }
 
-async fn watch_loop<L: StateLookup>(watcher: &PrWatcher, lookup: &L, a: &WatchArgs, out: Output) -> anyhow::Result<u8> {
+async fn watch_loop<L: StateLookup>(
+    watcher: &PrWatcher,
+    lookup: &L,
+    a: &WatchArgs,
+    out: Output,
+) -> anyhow::Result<u8> {
     loop {
         match watcher.sync_once(lookup).await {
             Ok(report) => {
-                let failed = report.prs.iter().any(|p| matches!(p, PrOutcome::Failed { .. }));
+                let failed = report
+                    .prs
+                    .iter()
+                    .any(|p| matches!(p, PrOutcome::Failed { .. }));
                 if a.once {
                     out.result(&report, human(&report))?;
-                    return Ok(if failed { crate::exit::FAILURE } else { crate::exit::OK });
+                    return Ok(if failed {
+                        crate::exit::FAILURE
+                    } else {
+                        crate::exit::OK
+                    });
                 }
                 out.say(human(&report));
             }
@@ -209,25 +261,38 @@ fn human(report: &SyncReport) -> String {
     for p in &report.prs {
         match p {
             PrOutcome::Synced(r) => {
-                let tree = r.tree_sha256.as_deref().map_or("conflicts".to_string(), |t| format!("tree sha256 {t}"));
-                lines.push(format!("#{} {}: {} — {} ({})", r.number, r.html_url, tree, r.status.description, r.status.state));
+                let tree = r
+                    .tree_sha256
+                    .as_deref()
+                    .map_or("conflicts".to_string(), |t| format!("tree sha256 {t}"));
+                lines.push(format!(
+                    "#{} {}: {} — {} ({})",
+                    r.number, r.html_url, tree, r.status.description, r.status.state
+                ));
             }
-            PrOutcome::Failed { number, error, .. } => lines.push(format!("#{number}: failed: {error}")),
+            PrOutcome::Failed { number, error, .. } => {
+                lines.push(format!("#{number}: failed: {error}"))
+            }
         }
     }
     lines.join("\n")
 }
 
 async fn pr(a: PrArgs, out: Output) -> anyhow::Result<u8> {
-    let (owner, name, _) = collective_github::parse_pr_url(&a.pr_url).map_err(|e| Exit::usage(e.to_string()))?;
+    let (owner, name, _) =
+        collective_github::parse_pr_url(&a.pr_url).map_err(|e| Exit::usage(e.to_string()))?;
     let source = PrSource {
         api_url: a.api_url,
         token: GithubConfig::token_from_env(),
-        mirror_dir: a.mirror_dir.unwrap_or_else(|| default_mirror(&owner, &name)),
+        mirror_dir: a
+            .mirror_dir
+            .unwrap_or_else(|| default_mirror(&owner, &name)),
         git_remote: a.git_remote,
         retry: RetryPolicy::default(),
     };
-    let p = pr_proposal(&a.pr_url, &source).await.context("reading the pull request")?;
+    let p = pr_proposal(&a.pr_url, &source)
+        .await
+        .context("reading the pull request")?;
     let command = collective_github::proposal_command(&p.tree(), &p.recipients, &p.description);
     let human = format!(
         "PR #{} {}\nhead   {}\nsha1   {}\nsha256 {}\n\n{}",
@@ -243,8 +308,14 @@ mod tests {
 
     #[test]
     fn repo_urls() {
-        assert_eq!(parse_repo_url("https://github.com/acme/jobs.git").unwrap(), ("acme".into(), "jobs".into()));
-        assert_eq!(parse_repo_url("https://github.com/acme/jobs/").unwrap(), ("acme".into(), "jobs".into()));
+        assert_eq!(
+            parse_repo_url("https://github.com/acme/jobs.git").unwrap(),
+            ("acme".into(), "jobs".into())
+        );
+        assert_eq!(
+            parse_repo_url("https://github.com/acme/jobs/").unwrap(),
+            ("acme".into(), "jobs".into())
+        );
         assert!(parse_repo_url("github.com/acme/jobs").is_err());
         assert!(parse_repo_url("https://github.com/acme").is_err());
     }
