@@ -305,19 +305,8 @@ pub fn node_keys() -> &'static NodeKeys {
     static KEYS: OnceLock<NodeKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let rsa = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 4096).expect("RSA key");
-        // Work around a parser limitation in collective-attest's
-        // `parse_verifier_key` (it splits on the last '+', which base64 may
-        // contain): pick a log key whose verifier key has no '+' in its data.
-        loop {
-            let log = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            let keys = NodeKeys::from_parts(rsa.clone(), log).expect("node keys");
-            let vk = keys
-                .log_verifier_key("collective.test/node")
-                .expect("verifier key");
-            if vk.matches('+').count() == 2 {
-                return keys;
-            }
-        }
+        let log = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        NodeKeys::from_parts(rsa, log).expect("node keys")
     })
 }
 
@@ -530,6 +519,23 @@ pub async fn get_json(url: &str) -> Result<serde_json::Value> {
         bail!("GET {url}: {}", r.status());
     }
     Ok(r.json().await?)
+}
+
+/// Read every entry of a log directory of a node with `keys` and `origin`
+/// (the node must be stopped).
+pub fn read_log_of(
+    dir: &Path,
+    origin: &str,
+    keys: &NodeKeys,
+) -> Result<
+    Vec<(
+        u64,
+        collective_attest::Subject,
+        collective_attest::Predicate,
+    )>,
+> {
+    let log = collective_attest::Log::create_or_open(dir, origin, keys.log_signing_key().clone())?;
+    Ok(log.entries().collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Read every entry of a log directory (the node must be stopped).
