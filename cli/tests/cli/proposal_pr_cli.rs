@@ -11,41 +11,16 @@ use std::process::{Command, Output};
 
 use collective_chain::alloy::sol_types::SolCall;
 use collective_chain::bindings::CodeRegistry::approveCall;
-use collective_chain::devnet::{self, DevnetFile};
+use collective_chain::devnet::DevnetFile;
 use collective_chain::{parse_tree_sha256, ChainClient};
 use collective_github::fake::{FakeGithub, FakePull};
 
-const BIN: &str = env!("CARGO_BIN_EXE_collective");
+use crate::support::{self, dev_up, git, ok_json, require_anvil};
+
 const OWNER: &str = "acme-health";
 const REPO: &str = "collective-jobs";
 const TOKEN: &str = "ghp_testTOKENforTheFake0123456789abcdefgh";
 const RECIPIENT: &str = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=requester",
-            "-c",
-            "user.email=req@example.org",
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn write(dir: &Path, rel: &str, content: &str) {
     let p = dir.join(rel);
@@ -165,29 +140,10 @@ fn pull(number: u64, title: &str, body: &str, head: &str, base: &str) -> FakePul
     }
 }
 
-/// Stops the devnet of `dev up` even when an assertion fails midway.
-struct DevDown(PathBuf);
-
-impl Drop for DevDown {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = Command::new(BIN)
-                .args(["dev", "down", "--devnet"])
-                .arg(&self.0)
-                .output();
-        }
-    }
-}
-
 /// Runs the binary off the async runtime (the fake GitHub answers meanwhile).
 async fn run(dir: &Path, args: &[&str], token: Option<&str>) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("COLLECTIVE_KEY")
-        .env_remove("COLLECTIVE_DEVNET")
-        .env_remove("COLLECTIVE_RPC");
+    let mut c = support::cmd(dir);
+    c.args(args);
     if let Some(t) = token {
         c.env("GITHUB_TOKEN", t);
     }
@@ -196,24 +152,11 @@ async fn run(dir: &Path, args: &[&str], token: Option<&str>) -> Output {
         .unwrap()
 }
 
-fn ok_json(out: Output, what: &str) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}): {}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
-}
-
-/// Exit code and a one-line `error:` naming `needle`.
+/// A clean one-line refusal (see [`support::fails`]) that does not echo the token.
+#[track_caller]
 fn fails(out: &Output, code: i32, needle: &str) {
+    support::fails(out, code, needle);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(err.starts_with("error:"), "{err}");
-    assert!(err.contains(needle), "{err} lacks {needle:?}");
-    assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains(TOKEN), "token leaked: {err}");
 }
 
@@ -232,11 +175,7 @@ fn approve_calls(status: &serde_json::Value) -> Vec<approveCall> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_from_pr_approves_its_merge_tree() {
-    assert!(
-        devnet::anvil_path().exists(),
-        "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)",
-        devnet::anvil_path().display()
-    );
+    require_anvil();
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let r = remote(d);
@@ -256,26 +195,11 @@ async fn submit_from_pr_approves_its_merge_tree() {
     let mirror = d.join("mirror.git");
     let mirror_s = mirror.to_str().unwrap().to_string();
 
-    let port = devnet::free_port().unwrap().to_string();
-    let devnet_yaml = d.join("devnet.yaml");
-    let _down = DevDown(devnet_yaml.clone());
-    ok_json(
-        run(
-            d,
-            &[
-                "--json",
-                "dev",
-                "up",
-                "--port",
-                &port,
-                "--out",
-                "devnet.yaml",
-            ],
-            None,
-        )
-        .await,
-        "dev up",
-    );
+    let dir = d.to_path_buf();
+    let (guard, _) = tokio::task::spawn_blocking(move || dev_up(&dir))
+        .await
+        .unwrap();
+    let devnet_yaml = guard.0.clone();
     let pr_args = |url: &str| -> Vec<String> {
         [
             "--json",

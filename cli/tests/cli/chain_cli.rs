@@ -1,94 +1,30 @@
 //! `collective dev` and `collective proposal` against a real anvil: the whole
 //! Governor path through the binary, and the one-line errors for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use collective_chain::devnet::{self, AnvilOptions, AnvilProcess, GovernanceParams};
 use collective_chain::{parse_tree_sha256, ChainClient};
 
-const BIN: &str = env!("CARGO_BIN_EXE_collective");
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p =
-            std::env::temp_dir().join(format!("collective-chain-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Stops the devnet of `dev up` even when an assertion fails midway.
-struct DevDown(PathBuf);
-
-impl Drop for DevDown {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = Command::new(BIN)
-                .args(["dev", "down", "--devnet"])
-                .arg(&self.0)
-                .output();
-        }
-    }
-}
-
-fn anvil_present() {
-    let p = devnet::anvil_path();
-    assert!(
-        p.exists(),
-        "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)",
-        p.display()
-    );
-}
+use crate::support::{self, dev_up, require_anvil};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("COLLECTIVE_KEY")
-        .env_remove("COLLECTIVE_DEVNET")
-        .env_remove("COLLECTIVE_RPC")
-        .output()
-        .expect("collective runs")
+    support::run(dir, args)
 }
 
+/// `--json` and `args`, asserting success.
+#[track_caller]
 fn ok_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let out = run(dir, &all);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
+    support::ok_json(run(dir, &all), &format!("{args:?}"))
 }
 
-/// Asserts a clean failure: the exit code, and exactly one stderr line that
-/// starts with `error:`, contains `needle`, and is not a panic.
+/// Asserts a clean one-line failure of `args` (see [`support::fails`]).
+#[track_caller]
 fn fails(dir: &Path, args: &[&str], code: i32, needle: &str) {
-    let out = run(dir, args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: stderr {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {err}");
-    assert!(lines[0].starts_with("error:"), "{args:?}: {err}");
-    assert!(
-        lines[0].contains(needle),
-        "{args:?}: {err} lacks {needle:?}"
-    );
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    support::fails(&run(dir, args), code, needle);
 }
 
 const T256: &str = "5c2f0e8b9a7d6c5b4a3928171615141312111009080706050403020100ffeedd";
@@ -96,14 +32,11 @@ const T1: &str = "0123456789abcdef0123456789abcdef01234567";
 
 #[tokio::test]
 async fn governor_path_via_cli() {
-    anvil_present();
-    let dir = Scratch::new("path");
-    let d = dir.0.as_path();
-    let port = devnet::free_port().unwrap().to_string();
-    let devnet_yaml = d.join("devnet.yaml");
-    let _down = DevDown(devnet_yaml.clone());
-
-    let up = ok_json(d, &["dev", "up", "--port", &port, "--out", "devnet.yaml"]);
+    require_anvil();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (guard, up) = dev_up(d);
+    let devnet_yaml = guard.0.clone();
     let pid = up["devnet"]["anvil"]["pid"]
         .as_u64()
         .expect("anvil pid recorded");
@@ -196,6 +129,7 @@ async fn governor_path_via_cli() {
     assert!(a.expires_at > 0);
 
     // A second `dev up` on the same file is refused while the devnet runs.
+    let port = devnet::free_port().unwrap().to_string();
     fails(
         d,
         &["dev", "up", "--port", &port, "--out", "devnet.yaml"],
@@ -221,9 +155,9 @@ async fn governor_path_via_cli() {
 
 #[tokio::test]
 async fn bad_input_gives_one_line_errors() {
-    anvil_present();
-    let dir = Scratch::new("bad");
-    let d = dir.0.as_path();
+    require_anvil();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
     let anvil = AnvilProcess::spawn(&AnvilOptions::default()).await.unwrap();
     let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default())
         .await
@@ -494,7 +428,7 @@ async fn bad_input_gives_one_line_errors() {
     );
 
     // Explicit flags with a key from the environment work end to end for submit.
-    let out = Command::new(BIN)
+    let out = support::cmd(d)
         .args([
             "--json",
             "proposal",

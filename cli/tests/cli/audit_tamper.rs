@@ -6,12 +6,13 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use collective_attest::entry::{sign_statement, Statement};
 use collective_attest::tiles::{decode_bundle, encode_bundle};
 use collective_attest::{key_id_hex, ApprovalRef, Decision, Log, Predicate, Subject};
 use ed25519_dalek::SigningKey;
+
+use crate::support;
 
 const ORIGIN: &str = "collective.test/node-1";
 
@@ -61,11 +62,7 @@ struct Run {
 }
 
 fn audit(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_collective"))
-        .arg("audit")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = support::bin().arg("audit").args(args).output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -143,7 +140,7 @@ fn honest_log_verifies_and_growth_is_consistent() {
         .stdout
         .contains("consistency with the last checkpoint seen (size 300)"));
     assert!(r.stdout.contains("deployed") && r.stdout.contains("approved: chain 31337 block 5"));
-    let json = Command::new(env!("CARGO_BIN_EXE_collective"))
+    let json = support::bin()
         .args([
             "--json",
             "audit",
@@ -385,7 +382,7 @@ fn audit_over_http_and_single_entry_proofs() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("VERIFIED: 270 entries"));
     // Proof bundle over HTTP, verified alone.
-    let out = Command::new(env!("CARGO_BIN_EXE_collective"))
+    let out = support::bin()
         .args(["log", "proof", "260", "--log", &url, "--log-key", &vkey])
         .output()
         .unwrap();
@@ -396,7 +393,7 @@ fn audit_over_http_and_single_entry_proofs() {
     );
     let bundle = dir.path().join("bundle.json");
     std::fs::write(&bundle, &out.stdout).unwrap();
-    let v = Command::new(env!("CARGO_BIN_EXE_collective"))
+    let v = support::bin()
         .args([
             "log",
             "verify-bundle",
@@ -410,7 +407,7 @@ fn audit_over_http_and_single_entry_proofs() {
     assert!(String::from_utf8_lossy(&v.stdout).contains("VERIFIED: entry 260"));
     let tampered = String::from_utf8_lossy(&out.stdout).replace("\"index\": 260", "\"index\": 261");
     std::fs::write(&bundle, tampered).unwrap();
-    let v = Command::new(env!("CARGO_BIN_EXE_collective"))
+    let v = support::bin()
         .args([
             "log",
             "verify-bundle",
@@ -431,15 +428,13 @@ fn audit_over_http_and_single_entry_proofs() {
 
 // ---------- on chain: anchors and approvals (real anvil) ----------
 
-#[path = "../../controller/src/anchor.rs"]
-mod anchor;
-
 mod chain {
     use super::*;
     use collective_chain::devnet::{
         self, AnvilOptions, AnvilProcess, DevnetFile, GovernanceParams,
     };
     use collective_chain::*;
+    use collective_controller::anchor;
 
     async fn client(file: &DevnetFile, role: &str) -> ChainClient {
         let key = file.account(role).unwrap().signer().unwrap();
@@ -495,12 +490,7 @@ mod chain {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn anchors_and_approvals_on_chain() {
-        let anvil_path = devnet::anvil_path();
-        assert!(
-            anvil_path.exists(),
-            "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)",
-            anvil_path.display()
-        );
+        support::require_anvil();
         let anvil = AnvilProcess::spawn(&AnvilOptions::default())
             .await
             .expect("anvil starts");

@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::support::{self, fails, fails_multiline, git};
+
 fn collective(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_collective"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
+    support::run(cwd, args)
 }
 
 /// A fresh directory under cargo's per-test-binary scratch space.
@@ -27,26 +25,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn git(args: &[&str], cwd: &Path) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .expect("the git CLI must be installed for these tests");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn populate(root: &Path) {
@@ -64,6 +42,7 @@ fn git_write_tree(content: &Path, format: &str) -> String {
     let gd = scratch("gitdir");
     let (gd, wt) = (gd.to_str().unwrap(), content.to_str().unwrap());
     git(
+        content,
         &[
             "--git-dir",
             gd,
@@ -73,47 +52,34 @@ fn git_write_tree(content: &Path, format: &str) -> String {
             "-q",
             &format!("--object-format={format}"),
         ],
-        content,
     );
-    git(&["--git-dir", gd, "--work-tree", wt, "add", "-A"], content);
-    git(&["--git-dir", gd, "--work-tree", wt, "write-tree"], content)
+    git(content, &["--git-dir", gd, "--work-tree", wt, "add", "-A"]);
+    git(content, &["--git-dir", gd, "--work-tree", wt, "write-tree"])
 }
 
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+fn json(out: Output) -> serde_json::Value {
+    support::ok_json(out, "tree-id")
 }
 
-/// Asserts a one-line `error:` message on stderr and the exit code.
+/// A refusal (see [`support::fails_multiline`]) that prints nothing on stdout.
+#[track_caller]
 fn assert_fails(out: &Output, code: i32, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    fails_multiline(out, code, needle);
     assert!(out.stdout.is_empty(), "nothing on stdout on failure");
 }
 
 /// Like `assert_fails`, and the message is a single line.
+#[track_caller]
 fn assert_fails_one_line(out: &Output, code: i32, needle: &str) {
     assert_fails(out, code, needle);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
+    fails(out, code, needle);
 }
 
 #[test]
 fn dir_ids_equal_git_in_both_formats() {
     let content = scratch("content");
     populate(&content);
-    let v = json(&collective(
+    let v = json(collective(
         &["--json", "tree-id", "--dir", content.to_str().unwrap()],
         &content,
     ));
@@ -130,21 +96,21 @@ fn dir_ids_equal_git_in_both_formats() {
 #[test]
 fn rev_ids_equal_git_and_name_the_commit() {
     let repo = scratch("repo");
-    git(&["init", "-q"], &repo);
+    git(&repo, &["init", "-q"]);
     populate(&repo);
-    git(&["add", "-A"], &repo);
-    git(&["commit", "-q", "-m", "one"], &repo);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "one"]);
     fs::write(repo.join("README"), "changed\n").unwrap();
-    git(&["commit", "-q", "-am", "two"], &repo);
+    git(&repo, &["commit", "-q", "-am", "two"]);
 
-    let head = json(&collective(&["--json", "tree-id"], &repo));
-    assert_eq!(head["commit"], git(&["rev-parse", "HEAD"], &repo));
-    assert_eq!(head["tree_sha1"], git(&["rev-parse", "HEAD^{tree}"], &repo));
+    let head = json(collective(&["--json", "tree-id"], &repo));
+    assert_eq!(head["commit"], git(&repo, &["rev-parse", "HEAD"]));
+    assert_eq!(head["tree_sha1"], git(&repo, &["rev-parse", "HEAD^{tree}"]));
 
     // An explicit REV and --repo from elsewhere, compared with a sha256
     // repository built from that commit's files.
     let elsewhere = scratch("cwd");
-    let first = json(&collective(
+    let first = json(collective(
         &[
             "--json",
             "tree-id",
@@ -154,9 +120,10 @@ fn rev_ids_equal_git_and_name_the_commit() {
         ],
         &elsewhere,
     ));
-    assert_eq!(first["commit"], git(&["rev-parse", "HEAD~1"], &repo));
+    assert_eq!(first["commit"], git(&repo, &["rev-parse", "HEAD~1"]));
     let checkout = scratch("checkout");
     git(
+        &repo,
         &[
             "--work-tree",
             checkout.to_str().unwrap(),
@@ -165,13 +132,12 @@ fn rev_ids_equal_git_and_name_the_commit() {
             "--",
             ".",
         ],
-        &repo,
     );
     assert_eq!(first["tree_sha256"], git_write_tree(&checkout, "sha256"));
     assert_ne!(first["tree_sha256"], head["tree_sha256"]);
 
     // A tree names the code too; there is no commit to print then.
-    let tree = json(&collective(&["--json", "tree-id", "HEAD^{tree}"], &repo));
+    let tree = json(collective(&["--json", "tree-id", "HEAD^{tree}"], &repo));
     assert_eq!(tree["tree_sha256"], head["tree_sha256"]);
     assert!(tree.get("commit").is_none());
 }
@@ -179,10 +145,10 @@ fn rev_ids_equal_git_and_name_the_commit() {
 #[test]
 fn malformed_rev_is_a_usage_error() {
     let repo = scratch("repo");
-    git(&["init", "-q"], &repo);
+    git(&repo, &["init", "-q"]);
     fs::write(repo.join("f"), "x").unwrap();
-    git(&["add", "-A"], &repo);
-    git(&["commit", "-q", "-m", "c"], &repo);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "c"]);
     for rev in ["no-such-branch", "HEAD~99", "zzzz^{tree", "deadbeef", ""] {
         assert_fails_one_line(
             &collective(&["tree-id", rev], &repo),
@@ -190,7 +156,7 @@ fn malformed_rev_is_a_usage_error() {
             "cannot resolve revision",
         );
     }
-    let blob = git(&["rev-parse", "HEAD:f"], &repo);
+    let blob = git(&repo, &["rev-parse", "HEAD:f"]);
     assert_fails_one_line(&collective(&["tree-id", &blob], &repo), 64, "not a commit");
 }
 
@@ -222,19 +188,19 @@ fn not_a_repository_or_missing_dir_is_a_usage_error() {
 #[test]
 fn gitlink_and_nested_repository_are_refused() {
     let repo = scratch("repo");
-    git(&["init", "-q"], &repo);
+    git(&repo, &["init", "-q"]);
     fs::write(repo.join("f"), "x").unwrap();
-    git(&["add", "f"], &repo);
+    git(&repo, &["add", "f"]);
     git(
+        &repo,
         &[
             "update-index",
             "--add",
             "--cacheinfo",
             "160000,0123456789abcdef0123456789abcdef01234567,vendor/lib",
         ],
-        &repo,
     );
-    git(&["commit", "-q", "-m", "with submodule"], &repo);
+    git(&repo, &["commit", "-q", "-m", "with submodule"]);
     assert_fails_one_line(
         &collective(&["tree-id"], &repo),
         2,
@@ -244,7 +210,7 @@ fn gitlink_and_nested_repository_are_refused() {
     let dir = scratch("nested");
     fs::create_dir_all(dir.join("vendor/inner")).unwrap();
     fs::write(dir.join("f"), "x").unwrap();
-    git(&["init", "-q"], &dir.join("vendor/inner"));
+    git(&dir.join("vendor/inner"), &["init", "-q"]);
     assert_fails_one_line(
         &collective(&["tree-id", "--dir", "."], &dir),
         2,

@@ -5,54 +5,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use collective_chain::devnet::{self, DevnetFile};
 use collective_chain::{ChainClient, B256};
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_collective");
+use crate::support::{cmd, dev_up, fails, ok_json, require_anvil, run};
+
 const PASSPHRASE_ENV: &str = "COLLECTIVE_KEY_PASSPHRASE";
-
-/// The binary with a clean environment for the variables it reads.
-fn cmd(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_remove(PASSPHRASE_ENV)
-        .env_remove("COLLECTIVE_KEY_DIR")
-        .env_remove("COLLECTIVE_STORE")
-        .env_remove("COLLECTIVE_PRIVATE_KEY")
-        .env_remove("COLLECTIVE_RPC")
-        .env_remove("COLLECTIVE_DEVNET")
-        .env_remove("COLLECTIVE_KEY");
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    cmd(dir).args(args).output().expect("collective runs")
-}
-
-fn ok_json(out: Output, what: &str) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}): {}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
-}
-
-/// Asserts a clean failure: the exit code, one `error:` line naming `needle`, no panic.
-fn fails(out: &Output, code: i32, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {err}");
-    assert!(lines[0].starts_with("error:"), "{err}");
-    assert!(lines[0].contains(needle), "{err} lacks {needle:?}");
-    assert!(!err.contains("panicked"), "{err}");
-}
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -485,48 +446,13 @@ fn contribute_encrypted_accepts_stock_age_and_refuses_non_age() {
 
 // ---------------------------------------------------------------- --register on anvil
 
-/// Stops the devnet of `dev up` even when an assertion fails midway.
-struct DevDown(PathBuf);
-
-impl Drop for DevDown {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = Command::new(BIN)
-                .args(["dev", "down", "--devnet"])
-                .arg(&self.0)
-                .output();
-        }
-    }
-}
-
 #[tokio::test]
 async fn contribute_register_on_devnet() {
-    let anvil = devnet::anvil_path();
-    assert!(
-        anvil.exists(),
-        "anvil not found at {} (run `make tools` or set COLLECTIVE_TOOLS_BIN)",
-        anvil.display()
-    );
+    require_anvil();
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let port = devnet::free_port().unwrap().to_string();
-    let devnet_yaml = d.join("devnet.yaml");
-    let _down = DevDown(devnet_yaml.clone());
-    let up = ok_json(
-        run(
-            d,
-            &[
-                "--json",
-                "dev",
-                "up",
-                "--port",
-                &port,
-                "--out",
-                "devnet.yaml",
-            ],
-        ),
-        "dev up",
-    );
+    let (guard, up) = dev_up(d);
+    let devnet_yaml = guard.0.clone();
     let pid = up["devnet"]["anvil"]["pid"].as_u64().unwrap() as u32;
     let file = DevnetFile::load(&devnet_yaml).unwrap();
     let rpc = file.deployment.rpc_url.clone();
