@@ -42,16 +42,7 @@ type St = State<Arc<Inner>>;
 
 async fn status(State(i): St) -> Json<serde_json::Value> {
     let s = i.status.lock().expect("lock").clone();
-    let recent: Vec<_> = i
-        .state
-        .lock()
-        .expect("lock")
-        .recent
-        .iter()
-        .rev()
-        .take(20)
-        .cloned()
-        .collect();
+    let recent = i.state.lock().expect("lock").latest(20);
     let mut v = serde_json::to_value(&s).unwrap_or_default();
     v["recent"] = serde_json::to_value(recent).unwrap_or_default();
     v["log_size"] = json!(i.log_size());
@@ -219,16 +210,7 @@ fn esc(s: &str) -> String {
 /// A status page a DAO member can read.
 async fn index(State(i): St) -> Html<String> {
     let s = i.status.lock().expect("lock").clone();
-    let recent: Vec<_> = i
-        .state
-        .lock()
-        .expect("lock")
-        .recent
-        .iter()
-        .rev()
-        .take(25)
-        .cloned()
-        .collect();
+    let recent = i.state.lock().expect("lock").latest(25);
     let mut h = String::new();
     let _ = write!(
         h,

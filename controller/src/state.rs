@@ -51,6 +51,12 @@ pub struct State {
 }
 
 impl State {
+    /// The `n` most recent decisions, newest first: what the status API and
+    /// page show.
+    pub fn latest(&self, n: usize) -> Vec<RecentEntry> {
+        self.recent.iter().rev().take(n).cloned().collect()
+    }
+
     /// Apply one log entry. `policy` resolves `interrupted` entries the same
     /// way at replay and at run time.
     pub fn apply(
@@ -168,6 +174,18 @@ mod tests {
             s.apply(i as u64, &subj(*n), &pred(*d, *j), pol);
         }
         s
+    }
+
+    #[test]
+    fn latest_is_newest_first_and_capped() {
+        let entries: Vec<_> = (0..60u8).map(|n| (n, Decision::Refused, None)).collect();
+        let s = replay(&entries, InterruptedPolicy::Fail);
+        let latest = s.latest(20);
+        assert_eq!(latest.len(), 20);
+        assert_eq!(latest[0].index, 59);
+        assert_eq!(latest[19].index, 40);
+        // Only the last RECENT entries are kept at all.
+        assert_eq!(s.latest(usize::MAX).len(), RECENT);
     }
 
     #[test]
