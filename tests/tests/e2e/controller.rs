@@ -966,8 +966,8 @@ fn cli_default_config_parses_and_typos_are_usage_errors() -> Result<()> {
     let st = std::process::Command::new(&bin)
         .args(["node", "check", "--config"])
         .arg(&good)
-        .status()?;
-    assert_eq!(st.code(), Some(0));
+        .output()?;
+    assert_eq!(st.status.code(), Some(0), "{st:?}");
     let bad = tmp.path().join("bad.yaml");
     std::fs::write(
         &bad,

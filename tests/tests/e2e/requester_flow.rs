@@ -266,20 +266,48 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         );
     }
 
-    // ---- 3. the repository, served through the fake GitHub; the
-    // requester opens the train-model pull request.
+    // ---- 3. the repository on (the fake) GitHub: a bare repository the
+    // node fetches from and that holds refs/pull/N/head; `repo` is the
+    // requester's and maintainers' clone. The requester pushes the
+    // train-model branch and opens the pull request.
     let repo = JobRepo::init(&d.join("repo"))?;
     let (_, base) = repo.commit(
         &[("README.md", Some("# collective jobs\n"))],
         "Initial commit",
     )?;
+    let github = d.join("github.git");
+    git(
+        d,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            github.to_str().unwrap(),
+        ],
+    )?;
+    git(
+        &repo.path,
+        &["remote", "add", "origin", github.to_str().unwrap()],
+    )?;
+    git(&repo.path, &["push", "-q", "origin", "main"])?;
     git(&repo.path, &["checkout", "-q", "-b", "pr/train-model"])?;
     copy_dir(
         &examples().join("pull-requests/train-model/jobs"),
         &repo.path.join("jobs"),
     )?;
     let (ids, head) = repo.commit(&[], "Train a diabetes-risk model")?;
-    git(&repo.path, &["update-ref", "refs/pull/1/head", &head])?;
+    git(
+        &repo.path,
+        &[
+            "push",
+            "-q",
+            "origin",
+            "pr/train-model",
+            "pr/train-model:refs/pull/1/head",
+        ],
+    )?;
     git(&repo.path, &["checkout", "-q", "main"])?;
     let requester = Requester::default();
     let fake = FakeGithub::start(
@@ -287,7 +315,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         "jobs",
         GH_TOKEN,
         "collective-bot",
-        &format!("file://{}", repo.path.display()),
+        &format!("file://{}", github.display()),
     )
     .await;
     let title = "Train a diabetes-risk model";
@@ -307,6 +335,9 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
 
     // ---- 4. the node, with its GitHub section.
     let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
+    cfg.repository.path = None;
+    cfg.repository.url = Some(format!("file://{}", github.display()));
+    cfg.repository.fetch_interval_secs = 1;
     std::env::set_var(
         "COLLECTIVE_E2E_OPERATOR_KEY",
         &devnet.file.account("operator")?.private_key,
@@ -428,6 +459,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
 
     // ---- 6. the PR is merged; the node deploys the tree and runs the job.
     git(&repo.path, &["merge", "-q", "--ff-only", "pr/train-model"])?;
+    git(&repo.path, &["push", "-q", "origin", "main"])?;
     let deployed = node1.wait_decision("deployed", None, T).await?;
     assert_eq!(deployed["tree_sha256"], ids.sha256.as_str());
     assert_eq!(deployed["commit"], head.as_str());
@@ -506,6 +538,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         )],
         "Print the raw data (not approved)",
     )?;
+    git(&repo.path, &["push", "-q", "origin", "main"])?;
     let refused = eventually(T, "the refusal of the unapproved change", || async {
         node1
             .recent()
@@ -559,6 +592,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         ],
         "Export the dataset to the lab's heavy node",
     )?;
+    git(&repo.path, &["push", "-q", "origin", "main"])?;
     devnet
         .approve(
             &xids,
@@ -673,7 +707,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         keys1,
         ORIGIN1,
         NODE_ID,
-        &repo.path,
+        &github,
         &state1,
     )
     .await?;
@@ -690,7 +724,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         keys1,
         ORIGIN1,
         NODE_ID,
-        &repo.path,
+        &github,
         &state1,
     )
     .await?;
@@ -735,7 +769,7 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
         keys1,
         ORIGIN1,
         NODE_ID,
-        &repo.path,
+        &github,
         &d.join("auditor3.state"),
     )
     .await?;
