@@ -16,7 +16,7 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
-use alloy::rpc::types::{Filter, TransactionReceipt};
+use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolEvent, SolInterface};
 use alloy::transports::http::reqwest;
@@ -262,9 +262,8 @@ impl ChainClient {
             token,
             timelock,
             governor,
-            code_registry: code_registry.unwrap_or(Address::ZERO),
-            node_registry: Address::ZERO,
-            data_registry: Address::ZERO,
+            code_registry: code_registry.unwrap_or_default(),
+            ..Addresses::default()
         })
     }
 
@@ -328,6 +327,15 @@ impl ChainClient {
     /// The underlying provider, for callers needing raw RPC (tests, tools).
     pub fn provider(&self) -> &DynProvider {
         &self.inner.provider
+    }
+
+    /// `eth_getLogs`; an RPC failure names the endpoint.
+    pub(crate) async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {
+        self.inner
+            .provider
+            .get_logs(filter)
+            .await
+            .map_err(|e| self.rpc("eth_getLogs", e))
     }
 
     pub(crate) fn rpc(
@@ -489,12 +497,7 @@ impl ChainClient {
             .topic1(tree_sha256)
             .from_block(a.approvedBlock)
             .to_block(a.approvedBlock);
-        let logs = self
-            .inner
-            .provider
-            .get_logs(&filter)
-            .await
-            .map_err(|e| self.rpc("eth_getLogs", e))?;
+        let logs = self.logs(&filter).await?;
         let Some(log) = logs.last() else {
             return Err(ChainError::Inconsistent {
                 url: self.inner.url.clone(),

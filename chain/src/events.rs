@@ -11,7 +11,6 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use alloy::primitives::{Address, FixedBytes, B256};
-use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use futures::Stream;
@@ -258,12 +257,7 @@ impl EventWatcher {
             ])
             .from_block(from)
             .to_block(to);
-        let mut logs = self
-            .client
-            .provider()
-            .get_logs(&filter)
-            .await
-            .map_err(|e| self.client.rpc("eth_getLogs", e))?;
+        let mut logs = self.client.logs(&filter).await?;
         logs.retain(|l| !l.removed);
         logs.sort_by_key(|l| (l.block_number, l.log_index));
         Ok(logs)

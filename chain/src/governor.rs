@@ -6,7 +6,7 @@
 
 use alloy::eips::BlockId;
 use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
-use alloy::providers::{DynProvider, Provider};
+use alloy::providers::DynProvider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 
@@ -232,12 +232,7 @@ impl ChainClient {
             .address(self.inner.addresses.governor)
             .event_signature(CollectiveGovernor::ProposalCreated::SIGNATURE_HASH)
             .from_block(self.inner.from_block);
-        let logs = self
-            .inner
-            .provider
-            .get_logs(&filter)
-            .await
-            .map_err(|e| self.rpc("eth_getLogs", e))?;
+        let logs = self.logs(&filter).await?;
         for log in logs {
             let Ok(ev) = CollectiveGovernor::ProposalCreated::decode_log(&log.inner) else {
                 continue;

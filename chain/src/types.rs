@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::ChainError;
 
 /// Where the suite is deployed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Default` is every address zero: for tools that know only some of the
+/// contracts (`collective audit --code-registry ...`). A contract left at
+/// zero has no code, so a call to it fails instead of reading anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Addresses {
     /// `CollectiveToken` (ERC20Votes).

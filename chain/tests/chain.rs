@@ -443,14 +443,7 @@ async fn unknown_proposal_id_is_a_clear_error() {
 async fn unreachable_rpc_names_the_url() {
     let port = devnet::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let addrs = Addresses {
-        token: Address::ZERO,
-        timelock: Address::ZERO,
-        governor: Address::ZERO,
-        code_registry: Address::ZERO,
-        node_registry: Address::ZERO,
-        data_registry: Address::ZERO,
-    };
+    let addrs = Addresses::default();
     let e = ChainClient::connect(&url, addrs, None).await.unwrap_err();
     assert!(matches!(e, ChainError::Unreachable { .. }), "{e:?}");
     assert!(e.to_string().contains(&url), "{e}");

@@ -146,14 +146,7 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     }
     let chain = match &args.rpc {
         Some(rpc) => {
-            let mut a = collective_chain::Addresses {
-                token: Address::ZERO,
-                timelock: Address::ZERO,
-                governor: Address::ZERO,
-                code_registry: Address::ZERO,
-                node_registry: Address::ZERO,
-                data_registry: Address::ZERO,
-            };
+            let mut a = collective_chain::Addresses::default();
             if let Some(n) = &args.node_registry {
                 a.node_registry = parse_addr("--node-registry", n)?;
             }
