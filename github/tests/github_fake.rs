@@ -175,6 +175,23 @@ fn spec(number: u64, head: Oid, base: Oid, body: &str) -> FakePull {
     }
 }
 
+/// A remote whose PR `number` adds the train-model job, up to date with
+/// `main`, and a fake GitHub listing it with `body` as its description.
+async fn job_pr(number: u64, body: &str) -> (Remote, Oid, Fake) {
+    let r = remote();
+    let head = r.open_pr(
+        number,
+        r.base,
+        &[
+            ("README.md", README),
+            ("jobs/train-model/job.yaml", JOB_YAML),
+        ],
+    );
+    let fake = Fake::start(&r.url()).await;
+    fake.open_pull(spec(number, head, r.base, body));
+    (r, head, fake)
+}
+
 fn watcher(fake: &Fake, mirror: &Path, remote: Option<String>) -> PrWatcher {
     let mut cfg = WatchConfig::new(fake.config(), mirror);
     cfg.git_remote = remote;
@@ -221,17 +238,7 @@ impl std::io::Write for LogWriter {
 #[tokio::test]
 async fn lists_open_pulls_from_real_shapes() {
     captured_logs();
-    let r = remote();
-    let head = r.open_pr(
-        7,
-        r.base,
-        &[
-            ("README.md", README),
-            ("jobs/train-model/job.yaml", JOB_YAML),
-        ],
-    );
-    let fake = Fake::start(&r.url()).await;
-    fake.open_pull(spec(7, head, r.base, "Recipient: age1requester"));
+    let (r, head, fake) = job_pr(7, "Recipient: age1requester").await;
     let client = GithubClient::new(fake.config()).unwrap();
     let pulls = client.list_open_pulls().await.unwrap();
     assert_eq!(pulls.len(), 1);
@@ -255,22 +262,11 @@ async fn lists_open_pulls_from_real_shapes() {
 #[tokio::test]
 async fn sync_posts_status_and_one_comment_then_follows_state() {
     captured_logs();
-    let r = remote();
-    let head = r.open_pr(
+    let (r, head, fake) = job_pr(
         1,
-        r.base,
-        &[
-            ("README.md", README),
-            ("jobs/train-model/job.yaml", JOB_YAML),
-        ],
-    );
-    let fake = Fake::start(&r.url()).await;
-    fake.open_pull(spec(
-        1,
-        head,
-        r.base,
         "I want a model.\n\nRecipient: age1qyqszqgpqyqszqgpqyqszqgpqyqszqgp\n",
-    ));
+    )
+    .await;
     let mirror = tempfile::tempdir().unwrap();
     // No explicit remote: the base repository's clone_url from the API is used.
     let w = watcher(&fake, &mirror.path().join("mirror.git"), None);
@@ -625,22 +621,7 @@ async fn forbidden_without_rate_limit_headers_is_not_retried() {
 #[tokio::test]
 async fn pr_proposal_from_url() {
     captured_logs();
-    let r = remote();
-    let head = r.open_pr(
-        9,
-        r.base,
-        &[
-            ("README.md", README),
-            ("jobs/train-model/job.yaml", JOB_YAML),
-        ],
-    );
-    let fake = Fake::start(&r.url()).await;
-    fake.open_pull(spec(
-        9,
-        head,
-        r.base,
-        "Recipient: `age1abc`\nRecipient: age1def",
-    ));
+    let (r, head, fake) = job_pr(9, "Recipient: `age1abc`\nRecipient: age1def").await;
     let mirror = tempfile::tempdir().unwrap();
     let source = PrSource {
         api_url: Some(fake.server().uri()),
