@@ -27,13 +27,8 @@ async fn main() {
     let file = devnet::deploy_demo(anvil.url(), GovernanceParams::default())
         .await
         .expect("deploy");
-    let signer = |r: &str| file.account(r).unwrap().signer().unwrap();
-    let requester = ChainClient::connect_deployment(&file.deployment, Some(signer("requester")))
-        .await
-        .unwrap();
-    let voter = ChainClient::connect_deployment(&file.deployment, Some(signer("voter1")))
-        .await
-        .unwrap();
+    let requester = file.client("requester").await.unwrap();
+    let voter = file.client("voter1").await.unwrap();
     let tree = B256::repeat_byte(0x5a);
     let req = ApprovalRequest {
         tree_sha256: tree,

@@ -721,6 +721,14 @@ impl DevnetFile {
         })
     }
 
+    /// A client of this deployment signing as the demo `role` (`voter1`,
+    /// `guardian`, ...), so tests, benches and tools do not each rebuild it
+    /// from the role's key.
+    pub async fn client(&self, role: &str) -> Result<ChainClient> {
+        let signer = self.account(role)?.signer()?;
+        ChainClient::connect_deployment(&self.deployment, Some(signer)).await
+    }
+
     /// The key of a role.
     pub fn account(&self, name: &str) -> Result<&DevAccount> {
         self.accounts

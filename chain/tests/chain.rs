@@ -33,10 +33,7 @@ impl Net {
     }
 
     async fn client(&self, role: &str) -> ChainClient {
-        let key = self.file.account(role).unwrap().signer().unwrap();
-        ChainClient::connect_deployment(&self.file.deployment, Some(key))
-            .await
-            .unwrap()
+        self.file.client(role).await.unwrap()
     }
 
     async fn reader(&self) -> ChainClient {

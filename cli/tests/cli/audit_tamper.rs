@@ -437,10 +437,7 @@ mod chain {
     use collective_controller::anchor;
 
     async fn client(file: &DevnetFile, role: &str) -> ChainClient {
-        let key = file.account(role).unwrap().signer().unwrap();
-        ChainClient::connect_deployment(&file.deployment, Some(key))
-            .await
-            .unwrap()
+        file.client(role).await.unwrap()
     }
 
     async fn pass(file: &DevnetFile, requester: &ChainClient, id: U256) {
