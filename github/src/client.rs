@@ -98,6 +98,9 @@ pub struct PullRequest {
     pub base_sha: String,
     /// The base repository's clone URL, the default git remote to fetch `refs/pull/N/head` from.
     pub base_clone_url: Option<String>,
+    /// Whether the PR was merged (GitHub closes it on merge, usually before
+    /// the node has deployed its tree, so the watcher keeps following it).
+    pub merged: bool,
 }
 
 impl PullRequest {
@@ -113,6 +116,7 @@ impl PullRequest {
             base_ref: p.base.ref_field,
             base_sha: p.base.sha,
             base_clone_url: p.base.repo.and_then(|r| r.clone_url).map(|u| u.to_string()),
+            merged: p.merged_at.is_some(),
         }
     }
 }

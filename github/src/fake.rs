@@ -52,6 +52,8 @@ struct State {
     bot: String,
     clone_url: String,
     pulls: Vec<FakePull>,
+    /// Merged PRs: number -> merge commit sha (closed, still readable by number).
+    merged: HashMap<u64, String>,
     comments: Vec<(u64, Value)>,
     /// sha -> statuses, newest first (as GitHub lists them).
     statuses: HashMap<String, Vec<Value>>,
@@ -97,7 +99,8 @@ impl Respond for Api {
                 let v: Vec<Value> = st
                     .pulls
                     .iter()
-                    .map(|pr| pull(&owner, &repo, pr, &st.clone_url))
+                    .filter(|pr| !st.merged.contains_key(&pr.number))
+                    .map(|pr| pull(&owner, &repo, pr, &st.clone_url, None))
                     .collect();
                 ResponseTemplate::new(200).set_body_json(v)
             }
@@ -108,6 +111,7 @@ impl Respond for Api {
                         &repo,
                         pr,
                         &st.clone_url,
+                        st.merged.get(&pr.number).map(String::as_str),
                     )),
                     None => github_error(404, "Not Found"),
                 }
@@ -245,6 +249,15 @@ impl FakeGithub {
         let mut st = self.st();
         st.pulls.retain(|p| p.number != pull.number);
         st.pulls.push(pull);
+    }
+
+    /// Merges a pull request as GitHub does: it leaves the open list and
+    /// reads back closed, with `merged_at` and `merge_commit_sha` set. (The
+    /// git side, pushing the merge to the base branch, is the caller's.)
+    pub fn merge_pull(&self, number: u64, merge_commit_sha: &str) {
+        self.st()
+            .merged
+            .insert(number, merge_commit_sha.to_string());
     }
 
     /// Closes (removes) a pull request.
@@ -385,7 +398,7 @@ fn repository(owner: &str, repo: &str, clone_url: &str) -> Value {
     v
 }
 
-fn pull(owner: &str, repo: &str, p: &FakePull, clone_url: &str) -> Value {
+fn pull(owner: &str, repo: &str, p: &FakePull, clone_url: &str, merged: Option<&str>) -> Value {
     let api = format!("https://api.github.com/repos/{owner}/{repo}");
     let html = format!("https://github.com/{owner}/{repo}/pull/{}", p.number);
     let n = p.number;
@@ -418,6 +431,13 @@ fn pull(owner: &str, repo: &str, p: &FakePull, clone_url: &str) -> Value {
         obj.insert("base".into(), base);
         obj.insert("_links".into(), links);
         obj.insert("author_association".into(), json!("CONTRIBUTOR"));
+        if let Some(sha) = merged {
+            obj.insert("state".into(), json!("closed"));
+            obj.insert("closed_at".into(), json!("2026-11-30T10:02:00Z"));
+            obj.insert("merged_at".into(), json!("2026-11-30T10:02:00Z"));
+            obj.insert("merge_commit_sha".into(), json!(sha));
+            obj.insert("merged".into(), json!(true));
+        }
         obj.insert("auto_merge".into(), Value::Null);
         obj.insert("draft".into(), json!(false));
     }

@@ -206,7 +206,15 @@ pub struct PrWatcher {
     context: String,
     target_url: Option<String>,
     login: tokio::sync::OnceCell<Option<String>>,
+    /// PRs with a clean merge seen open, by number, with that merge: when one
+    /// leaves the open list merged, its status and comment keep following its
+    /// tree (approved, then deployed) until it is deployed. In memory only: a
+    /// node restarted between merge and deploy does not post the final status.
+    followed: std::sync::Mutex<std::collections::BTreeMap<u64, (PullRequest, MergeOutcome)>>,
 }
+
+/// The most merged PRs followed at once (the oldest numbers are dropped).
+const MAX_FOLLOWED: usize = 100;
 
 fn is_fatal(e: &GithubError) -> bool {
     matches!(
@@ -231,6 +239,7 @@ impl PrWatcher {
             context: config.context,
             target_url: config.target_url,
             login: tokio::sync::OnceCell::new(),
+            followed: Default::default(),
         })
     }
 
@@ -246,8 +255,8 @@ impl PrWatcher {
         let pulls = self.client.list_open_pulls().await?;
         let login = self.login().await?;
         let mut report = SyncReport::default();
-        for pr in pulls {
-            match self.sync_pr(&pr, lookup, login.as_deref()).await {
+        for pr in &pulls {
+            match self.sync_pr(pr, lookup, login.as_deref()).await {
                 Ok(r) => report.prs.push(PrOutcome::Synced(Box::new(r))),
                 Err(e) if is_fatal(&e) => return Err(e),
                 Err(e) => {
@@ -260,7 +269,58 @@ impl PrWatcher {
                 }
             }
         }
+        self.sync_merged(&pulls, lookup, login.as_deref(), &mut report)
+            .await?;
         Ok(report)
+    }
+
+    /// Followed PRs no longer open: merged ones get their status and comment
+    /// updated from their last merge tree (a merge of an up-to-date PR has
+    /// that tree) and are dropped once deployed; closed unmerged ones are
+    /// dropped.
+    async fn sync_merged<L: StateLookup>(
+        &self,
+        open: &[PullRequest],
+        lookup: &L,
+        login: Option<&str>,
+        report: &mut SyncReport,
+    ) -> Result<(), GithubError> {
+        let gone: Vec<(u64, PullRequest, MergeOutcome)> = {
+            let f = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+            f.iter()
+                .filter(|(n, _)| !open.iter().any(|p| p.number == **n))
+                .map(|(n, (p, m))| (*n, p.clone(), m.clone()))
+                .collect()
+        };
+        for (number, last, merge) in gone {
+            let forget = match self.client.get_pull(number).await {
+                Ok(now) if now.merged => match self.annotate(&last, &merge, lookup, login).await {
+                    Ok(r) => {
+                        let deployed = matches!(r.state, Some(TreeState::Deployed { .. }));
+                        report.prs.push(PrOutcome::Synced(Box::new(r)));
+                        deployed
+                    }
+                    Err(e) if is_fatal(&e) => return Err(e),
+                    Err(e) => {
+                        warn!(pr = number, error = %e, "could not sync merged pull request");
+                        false
+                    }
+                },
+                Ok(_) => true,
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) => {
+                    warn!(pr = number, error = %e, "could not read closed pull request");
+                    false
+                }
+            };
+            if forget {
+                self.followed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&number);
+            }
+        }
+        Ok(())
     }
 
     async fn login(&self) -> Result<Option<String>, GithubError> {
@@ -320,7 +380,25 @@ impl PrWatcher {
                 ),
             });
         }
-        let state = match &merge {
+        if matches!(merge, MergeOutcome::Clean { .. }) {
+            let mut f = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+            f.insert(pr.number, (pr.clone(), merge.clone()));
+            while f.len() > MAX_FOLLOWED {
+                f.pop_first();
+            }
+        }
+        self.annotate(pr, &merge, lookup, login).await
+    }
+
+    /// Post the status and the one comment for `pr` with merge result `merge`.
+    async fn annotate<L: StateLookup>(
+        &self,
+        pr: &PullRequest,
+        merge: &MergeOutcome,
+        lookup: &L,
+        login: Option<&str>,
+    ) -> Result<PrReport, GithubError> {
+        let state = match merge {
             MergeOutcome::Clean { tree, .. } => Some(lookup.state(tree).await.map_err(
                 |message| GithubError::StateLookup {
                     tree_sha256: tree.sha256.clone(),
@@ -329,7 +407,7 @@ impl PrWatcher {
             )?),
             MergeOutcome::Conflict { .. } => None,
         };
-        let status = status_for(&merge, state.as_ref(), &pr.base_ref, &self.context);
+        let status = status_for(merge, state.as_ref(), &pr.base_ref, &self.context);
 
         let latest = self
             .client
@@ -354,7 +432,7 @@ impl PrWatcher {
             }
         };
 
-        let body = render_comment(pr, &merge, state.as_ref());
+        let body = render_comment(pr, merge, state.as_ref());
         let existing = self
             .client
             .list_issue_comments(pr.number)
@@ -669,6 +747,7 @@ mod tests {
             base_ref: "main".into(),
             base_sha: "b".repeat(40),
             base_clone_url: None,
+            merged: false,
         }
     }
 

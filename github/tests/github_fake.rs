@@ -363,6 +363,55 @@ async fn sync_posts_status_and_one_comment_then_follows_state() {
     assert_eq!(fake.comments(1).len(), 1);
 }
 
+/// GitHub closes a PR when it is merged, before the node deploys its tree:
+/// the watcher keeps following a merged PR (approved, then deployed) and
+/// drops it once deployed; a PR closed without merging is dropped at once.
+#[tokio::test]
+async fn merged_pr_is_followed_until_deployed_and_closed_pr_is_dropped() {
+    let (r, head, fake) = job_pr(1, "Recipient: age1qyqszqgpqyqszqgpqyqszqgpqyqszqgp\n").await;
+    let closed_head = r.open_pr(2, r.base, &[("README.md", "other\n")]);
+    fake.open_pull(spec(2, closed_head, r.base, ""));
+    let mirror = tempfile::tempdir().unwrap();
+    let w = watcher(&fake, &mirror.path().join("mirror.git"), None);
+    let expected = tree_ids_of(&r.repo, head);
+    let mut chain: HashMap<String, TreeState> = HashMap::new();
+    assert_eq!(w.sync_once(&chain).await.unwrap().prs.len(), 2);
+
+    fake.merge_pull(1, &head.to_string());
+    fake.close_pull(2);
+    chain.insert(expected.sha256.clone(), TreeState::Approved);
+    let report = w.sync_once(&chain).await.unwrap();
+    assert_eq!(report.prs.len(), 1, "only the merged PR is followed");
+    assert_eq!(synced(&report.prs[0]).number, 1);
+    assert_eq!(
+        fake.statuses(&head.to_string())[0],
+        ("success".into(), "approved on-chain".into())
+    );
+
+    chain.insert(
+        expected.sha256.clone(),
+        TreeState::Deployed { log_index: 7 },
+    );
+    w.sync_once(&chain).await.unwrap();
+    assert_eq!(
+        fake.statuses(&head.to_string())[0],
+        ("success".into(), "deployed, log index 7".into())
+    );
+    assert_eq!(
+        fake.comments(1).len(),
+        1,
+        "the comment is edited, not repeated"
+    );
+    assert!(fake.comments(1)[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("log index 7"));
+    // Deployed: no longer followed, nothing more is read or posted.
+    let report = w.sync_once(&chain).await.unwrap();
+    assert!(report.prs.is_empty(), "{:?}", report.prs);
+    assert_eq!(fake.statuses(&head.to_string()).len(), 3);
+}
+
 #[tokio::test]
 async fn merge_result_when_base_moved_and_conflicts() {
     captured_logs();
