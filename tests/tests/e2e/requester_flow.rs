@@ -458,8 +458,11 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
     );
 
     // ---- 6. the PR is merged; the node deploys the tree and runs the job.
+    // The maintainers merge it; GitHub closes the PR, and the node keeps
+    // following it until its tree is deployed.
     git(&repo.path, &["merge", "-q", "--ff-only", "pr/train-model"])?;
     git(&repo.path, &["push", "-q", "origin", "main"])?;
+    fake.merge_pull(1, &head);
     let deployed = node1.wait_decision("deployed", None, T).await?;
     assert_eq!(deployed["tree_sha256"], ids.sha256.as_str());
     assert_eq!(deployed["commit"], head.as_str());
