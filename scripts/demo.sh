@@ -7,7 +7,9 @@
 # decrypts the model, an unapproved change is refused, and an auditor verifies
 # the node's log against the chain and the repository.
 #
-# Exits non-zero as soon as any step does not do what it says.
+# Exits non-zero as soon as any step does not do what it says. DEMO_KEEP=1
+# leaves the devnet and the node running afterwards so you can look around;
+# DEMO_DIR picks where its files go (default .demo/).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 C="$ROOT/target/debug/collective"
@@ -230,3 +232,11 @@ set -e
 [ "$rc" = 0 ] || fail "collective audit exited $rc"
 
 printf '\n%sDemo complete in %ss: every step did what it said.%s\n' "$bold" "$(( $(date +%s) - START ))" "$off"
+
+if [ "${DEMO_KEEP:-0}" = 1 ]; then
+  say "DEMO_KEEP=1: the devnet and the node keep running until you press Ctrl-C."
+  say "status page  $ENDPOINT/"
+  say "metrics      $ENDPOINT/metrics"
+  say "chain        $RPC (devnet file $DEVNET)"
+  wait "$NODE_PID"
+fi

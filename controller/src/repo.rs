@@ -199,7 +199,10 @@ impl RepoSource {
         };
         let mut watcher =
             match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if res.is_ok() {
+                // Only changes are hints. Access events (our own reads of
+                // HEAD, config and refs open those files) would wake the
+                // loop on every reconcile and spin it.
+                if res.is_ok_and(|e| is_change(&e.kind)) {
                     wake.notify_one();
                 }
             }) {
@@ -220,5 +223,40 @@ impl RepoSource {
             }
         }
         Some(watcher)
+    }
+}
+
+/// Whether a filesystem event may mean the branch moved: anything but a
+/// read (open, access, close without writing).
+fn is_change(kind: &notify::EventKind) -> bool {
+    !matches!(
+        kind,
+        notify::EventKind::Access(
+            notify::event::AccessKind::Open(_)
+                | notify::event::AccessKind::Read
+                | notify::event::AccessKind::Any
+                | notify::event::AccessKind::Other
+                | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                | notify::event::AccessKind::Close(notify::event::AccessMode::Execute)
+                | notify::event::AccessKind::Close(notify::event::AccessMode::Any)
+                | notify::event::AccessKind::Close(notify::event::AccessMode::Other)
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+        use notify::EventKind;
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Read)));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
     }
 }
