@@ -499,6 +499,11 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fake.comments(1).len(), 1, "{:#?}", fake.comments(1));
+    let reqs = fake.requests();
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|q| q.authorized),
+        "a GitHub request went without the token: {reqs:?}"
+    );
 
     // ---- 7. the requester fetches and decrypts the outputs.
     let outs = fetch_outputs(&node1, &fin, &requester).await?;
