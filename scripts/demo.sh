@@ -35,6 +35,7 @@ cleanup() {
   true
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 [ -x "$C" ] || fail "build the CLI first: cargo build --bin collective"
 rm -rf "$D"; mkdir -p "$D"
