@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use collective_attest::verify::{AuditReport, EntrySummary};
 use collective_attest::{AuditOptions, AuditorState, FailureKind, TileSource};
-use collective_chain::{Address, ChainClient, B256};
+use collective_chain::{ChainClient, B256};
 
+use super::{parse_address, parse_b256};
 use crate::output::Output;
 use crate::Exit;
 
@@ -128,16 +129,6 @@ pub fn read_key(k: &str) -> anyhow::Result<String> {
     Ok(key)
 }
 
-fn parse_addr(flag: &str, s: &str) -> anyhow::Result<Address> {
-    s.parse()
-        .map_err(|e| Exit::usage(format!("{flag} {s}: {e}")))
-}
-
-fn parse_b256(flag: &str, s: &str) -> anyhow::Result<B256> {
-    s.parse()
-        .map_err(|e| Exit::usage(format!("{flag} {s}: {e}")))
-}
-
 pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     if args.rpc.is_some() && args.node_registry.is_none() && args.code_registry.is_none() {
         return Err(Exit::usage(
@@ -148,10 +139,10 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
         Some(rpc) => {
             let mut a = collective_chain::Addresses::default();
             if let Some(n) = &args.node_registry {
-                a.node_registry = parse_addr("--node-registry", n)?;
+                a.node_registry = parse_address("--node-registry", n)?;
             }
             if let Some(c) = &args.code_registry {
-                a.code_registry = parse_addr("--code-registry", c)?;
+                a.code_registry = parse_address("--code-registry", c)?;
             }
             let client = ChainClient::connect(rpc, a, None)
                 .await

@@ -132,14 +132,8 @@ async fn registrar(args: &Args) -> anyhow::Result<Option<(ChainClient, B256, Nod
             "--register needs --rpc, --data-registry and --node-id",
         ));
     };
-    let data_registry = registry
-        .parse()
-        .map_err(|e| Exit::usage(format!("--data-registry {registry}: {e}")))?;
-    let node_id = B256::from_str(node_id).map_err(|e| {
-        Exit::usage(format!(
-            "--node-id {node_id}: expected 32 bytes of hex: {e}"
-        ))
-    })?;
+    let data_registry = super::parse_address("--data-registry", registry)?;
+    let node_id = super::parse_b256("--node-id", node_id)?;
     let Some(key) = &args.private_key else {
         return Err(Exit::usage(
             "--register needs the contributor's key: --private-key or COLLECTIVE_PRIVATE_KEY",
@@ -152,12 +146,8 @@ async fn registrar(args: &Args) -> anyhow::Result<Option<(ChainClient, B256, Nod
     // Only DataRegistry and the NodeRegistry it names are used here; the
     // other addresses stay zero.
     let mut addresses = Addresses {
-        token: Default::default(),
-        timelock: Default::default(),
-        governor: Default::default(),
-        code_registry: Default::default(),
-        node_registry: Default::default(),
         data_registry,
+        ..Addresses::default()
     };
     let probe = ChainClient::connect(rpc, addresses, None)
         .await

@@ -18,6 +18,7 @@ use collective_github::{
 };
 use serde_json::json;
 
+use super::parse_address;
 use crate::output::Output;
 use crate::Exit;
 
@@ -220,14 +221,6 @@ pub(crate) fn chain_err(e: ChainError) -> anyhow::Error {
     }
 }
 
-fn parse_address(field: &str, s: &str) -> anyhow::Result<Address> {
-    s.parse().map_err(|_| {
-        Exit::usage(format!(
-            "invalid {field} address {s:?}: expected 0x and 40 hex digits"
-        ))
-    })
-}
-
 fn parse_id(s: &str) -> anyhow::Result<U256> {
     let t = s.trim();
     let parsed = match t.strip_prefix("0x") {
@@ -287,11 +280,11 @@ async fn connect(a: &ChainArgs, default_role: Option<&str>) -> anyhow::Result<Co
             "--as ROLE needs --devnet (demo accounts live there); use --key instead",
         ));
     }
-    let governor = parse_address("governor", governor)?;
+    let governor = parse_address("--governor", governor)?;
     let code_registry = a
         .code_registry
         .as_deref()
-        .map(|s| parse_address("code registry", s))
+        .map(|s| parse_address("--code-registry", s))
         .transpose()?;
     let signer = a.key.as_deref().map(parse_key).transpose()?;
     let addresses = ChainClient::discover(rpc, governor, code_registry)
@@ -470,7 +463,7 @@ async fn register_node(a: RegisterNodeArgs, out: Output) -> anyhow::Result<u8> {
         .log_verifier_key(&a.origin)
         .map_err(|e| Exit::usage(format!("--origin {:?}: {e}", a.origin)))?;
     let operator = if a.operator.starts_with("0x") {
-        parse_address("operator", &a.operator)?
+        parse_address("--operator", &a.operator)?
     } else {
         let Some(path) = &a.chain.devnet else {
             return Err(Exit::usage(
