@@ -552,7 +552,6 @@ fn invalid_lists_every_problem() {
 fn node_policy_embeds_in_a_config() {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
     struct Config {
         listen: String,
         policy: NodePolicy,
@@ -561,6 +560,10 @@ fn node_policy_embeds_in_a_config() {
         "listen: 127.0.0.1:8080\npolicy:\n  allowed_kinds: [batch]\n  max_limits: {cpu_seconds: 10, memory: 1GiB, wall_seconds: 20, output: 1MiB, processes: 8}\n",
     )
     .unwrap();
+    assert_eq!(
+        c.listen, "127.0.0.1:8080",
+        "the host config's own fields still parse"
+    );
     c.policy.validate("node.yaml").unwrap();
     assert_eq!(c.policy.max_limits.memory_bytes, 1 << 30);
     assert_eq!(c.policy.max_jobs, 16);
