@@ -10,33 +10,52 @@ use std::path::PathBuf;
 pub enum VaultError {
     /// The input had no bytes at all; an age file always has a header.
     #[error("{what}: empty input, not an age file")]
-    Empty { what: String },
+    Empty {
+        /// What was being read (a path or a stream label).
+        what: String,
+    },
 
     /// The input does not start with an age header (binary or armored).
     #[error("{what}: not an age file (expected an `age-encryption.org/v1` header)")]
-    NotAge { what: String },
+    NotAge {
+        /// What was being read.
+        what: String,
+    },
 
     /// The header could not be parsed, its MAC did not verify, or the file key
     /// could not be unwrapped: the header was corrupted or altered.
     #[error("{what}: age header is corrupt or was altered ({detail})")]
-    BadHeader { what: String, detail: String },
+    BadHeader {
+        /// What was being read.
+        what: String,
+        /// age's own description of the header failure.
+        detail: String,
+    },
 
     /// None of our identities matches a recipient stanza of the file.
     #[error(
         "{what}: not encrypted to this node's key (no identity matches the file's recipients; \
          wrong key, or the header was altered)"
     )]
-    WrongKey { what: String },
+    WrongKey {
+        /// What was being decrypted.
+        what: String,
+    },
 
     /// The payload ended before its final chunk.
     #[error("{what}: ciphertext is truncated")]
-    Truncated { what: String },
+    Truncated {
+        /// What was being decrypted.
+        what: String,
+    },
 
     /// A payload chunk failed authentication: the ciphertext was corrupted,
     /// altered or cut inside a chunk.
     #[error("{what}: payload failed authentication (corrupted, altered or truncated ciphertext)")]
     BadPayload {
+        /// What was being decrypted.
         what: String,
+        /// The authentication failure as age's stream reader reported it.
         #[source]
         source: io::Error,
     },
@@ -44,14 +63,21 @@ pub enum VaultError {
     /// Reading or writing failed for a reason unrelated to the age format.
     #[error("{what}: {source}")]
     Io {
+        /// The file or stream being read or written.
         what: String,
+        /// The underlying OS error.
         #[source]
         source: io::Error,
     },
 
     /// A recipient string is not an `age1...`, `ssh-rsa` or `ssh-ed25519` key.
     #[error("invalid recipient `{recipient}`: {reason}")]
-    Recipient { recipient: String, reason: String },
+    Recipient {
+        /// The recipient string as given.
+        recipient: String,
+        /// Why it was not accepted.
+        reason: String,
+    },
 
     /// No recipient was given; an age file needs at least one.
     #[error("no recipients given")]
@@ -67,36 +93,61 @@ pub enum VaultError {
         path.display(),
         path.display()
     )]
-    InsecureKeyFile { path: PathBuf, mode: u32 },
+    InsecureKeyFile {
+        /// The key file that was refused.
+        path: PathBuf,
+        /// Its permission bits (the low 9 bits of `st_mode`).
+        mode: u32,
+    },
 
     /// The key file is passphrase-sealed and no passphrase was supplied.
     #[error(
         "key file {} is sealed with a passphrase; pass --passphrase or set COLLECTIVE_KEY_PASSPHRASE",
         path.display()
     )]
-    PassphraseRequired { path: PathBuf },
+    PassphraseRequired {
+        /// The sealed key file.
+        path: PathBuf,
+    },
 
     /// The passphrase does not open the sealed key file.
     #[error("wrong passphrase for key file {}", path.display())]
-    WrongPassphrase { path: PathBuf },
+    WrongPassphrase {
+        /// The sealed key file.
+        path: PathBuf,
+    },
 
     /// A log origin cannot name a signed-note key (empty, spaces or `+`).
     #[error("log origin {origin:?} is not a valid signed-note key name (no spaces or '+')")]
-    BadLogOrigin { origin: String },
+    BadLogOrigin {
+        /// The origin as given.
+        origin: String,
+    },
 
     /// A key file exists but its content is not a key we can use.
     #[error("key file {}: {reason}", path.display())]
-    KeyFile { path: PathBuf, reason: String },
+    KeyFile {
+        /// The unusable key file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        reason: String,
+    },
 
     /// `keys init` never overwrites an existing key.
     #[error("key file {} already exists; refusing to overwrite a node key", path.display())]
-    KeysExist { path: PathBuf },
+    KeysExist {
+        /// The key file that already exists.
+        path: PathBuf,
+    },
 
     /// A store object's bytes do not hash to its name.
     #[error("store object {object}: content hash {actual} does not match its name {expected}")]
     HashMismatch {
+        /// Where the object was read from.
         object: String,
+        /// The sha256 the object is named by.
         expected: String,
+        /// The sha256 its bytes actually have.
         actual: String,
     },
 
@@ -106,17 +157,30 @@ pub enum VaultError {
 
     /// The store has no object with this name.
     #[error("store {store}: no object {sha256}")]
-    NotFound { store: String, sha256: String },
+    NotFound {
+        /// The store that was asked.
+        store: String,
+        /// The object name that is missing.
+        sha256: String,
+    },
 
     /// The store location could not be understood or opened.
     #[error("dataset store `{location}`: {reason}")]
-    StoreLocation { location: String, reason: String },
+    StoreLocation {
+        /// The location as given (a path or URL).
+        location: String,
+        /// Why it could not be used.
+        reason: String,
+    },
 
     /// The object store failed.
     #[error("dataset store {url}: {op} failed")]
     Store {
+        /// The store's URL.
         url: String,
+        /// The operation that failed (`upload`, `get`, `list`, ...).
         op: &'static str,
+        /// The object store's own error.
         #[source]
         source: object_store::Error,
     },

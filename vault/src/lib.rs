@@ -20,6 +20,8 @@
 //! All cryptography is age's (and `rsa`'s, `ed25519-dalek`'s, `sha2`'s);
 //! this crate only arranges files and streams around it.
 
+#![warn(missing_docs)]
+
 mod envelope;
 mod error;
 mod keys;
