@@ -41,13 +41,17 @@ pub struct ApprovalView {
     pub recipients: Vec<String>,
     /// Unix seconds after which the approval no longer holds; 0 = never.
     pub expires_at: u64,
+    /// Set on-chain to withdraw an approval before it expires; a revoked
+    /// approval refuses the tree.
     pub revoked: bool,
+    /// Why it was revoked, carried into the refusal so the log says it.
     pub revoke_reason: String,
 }
 
 /// Everything `decide` looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionInput<'a> {
+    /// The ids of the tree being decided on.
     pub tree: TreeFacts<'a>,
     /// The approval found for the tree's sha256 id, if any.
     pub approval: Option<&'a ApprovalView>,
@@ -57,6 +61,7 @@ pub struct DecisionInput<'a> {
     pub paused: bool,
     /// Each `jobs/<name>/job.yaml` found in the tree, parsed or not.
     pub manifests: &'a [(String, Result<JobManifest, PolicyError>)],
+    /// The operator's rules the manifests must fit within.
     pub policy: &'a NodePolicy,
 }
 
@@ -74,7 +79,9 @@ pub enum Verdict {
 /// for callers that only need the bit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// The outcome; approval only when no refusal reason was found.
     pub verdict: Verdict,
+    /// Same as `verdict == Verdict::Approved`.
     pub allowed: bool,
     /// For an approval: one [`Reason::Approved`]. For a refusal: every
     /// refusal reason found, most fundamental first.
@@ -99,65 +106,99 @@ impl Decision {
 pub enum Reason {
     /// Everything checked out.
     Approved {
+        /// The job names that will run (from `jobs/<name>/`).
         jobs: Vec<String>,
+        /// When the approval lapses (0 = never), so the caller can re-check.
         expires_at: u64,
     },
     /// The registry is paused by the guardian: nothing deploys.
     RegistryPaused,
     /// No approval for this tree.
     NotApproved {
+        /// The sha1 tree id of the commit, to say which tree is unapproved.
         tree_sha1: String,
     },
+    /// The approval was revoked on-chain.
     Revoked {
+        /// The reason given with the revocation.
         reason: String,
     },
+    /// The approval's expiry has passed (`now >= expires_at`).
     Expired {
+        /// When the approval lapsed (unix seconds).
         expires_at: u64,
+        /// The time the decision was made with (unix seconds).
         now: u64,
     },
     /// The approval names a different sha1 tree than the commit has.
     Sha1Mismatch {
+        /// The sha1 tree id the approval names.
         approved: String,
+        /// The sha1 tree id of the commit being deployed.
         commit: String,
     },
     /// The sha1 matches but the sha256 recomputed from the files on disk
     /// does not match the approved one.
     Sha256Mismatch {
+        /// The sha256 tree id the approval names.
         approved: String,
+        /// The sha256 tree id recomputed from the files on disk.
         recomputed: String,
     },
     /// The tree was not recomputed from disk, so it is not verified.
     NotVerifiedOnDisk,
     /// The tree has no `jobs/<name>/job.yaml`.
     NoJobs,
+    /// The tree has more jobs than the node policy's `max_jobs`, which bounds
+    /// the work one approval can put on a node.
     TooManyJobs {
+        /// How many jobs the tree has.
         count: usize,
+        /// The node policy's `max_jobs`.
         max: usize,
     },
+    /// A manifest failed to parse or validate, or its job directory name is
+    /// invalid.
     ManifestInvalid {
+        /// The job (directory name under `jobs/`).
         job: String,
+        /// The error text, naming the field and the fix.
         error: String,
     },
+    /// The job's kind is not in the node policy's `allowed_kinds`.
     KindNotAllowed {
+        /// The job (directory name under `jobs/`).
         job: String,
+        /// The kind the manifest asks for.
         kind: JobKind,
+        /// The kinds the node policy allows.
         allowed: Vec<JobKind>,
     },
+    /// A requested limit is above the node policy's maximum; the node refuses
+    /// rather than silently clamping, so the requester learns the real bound.
     LimitAboveMaximum {
+        /// The job (directory name under `jobs/`).
         job: String,
+        /// The limit's schema name (`memory`, `cpu_seconds`, ...).
         limit: String,
+        /// What the manifest asks for.
         requested: u64,
+        /// The node policy's maximum for it.
         maximum: u64,
     },
     /// An export job's recipient is not among the approval's recipients.
     RecipientNotApproved {
+        /// The job (directory name under `jobs/`).
         job: String,
+        /// The recipient the manifest names.
         recipient: String,
+        /// The recipients the approval allows.
         approved: Vec<String>,
     },
     /// A batch job would produce outputs but the approval names nobody to
     /// encrypt them to.
     NoRecipients {
+        /// The job (directory name under `jobs/`).
         job: String,
     },
 }

@@ -27,9 +27,13 @@ pub enum PolicyError {
     /// reported (`limits.memory: ...`), `fix` says what to write.
     #[error("{file}: {message}{} (fix: {fix})", location.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default())]
     Schema {
+        /// The file the problem was found in (as the caller named it).
         file: String,
+        /// serde's message, with the trailing position moved to `location`.
         message: String,
+        /// What to write instead.
         fix: String,
+        /// (line, column) in the YAML, when serde knows it.
         location: Option<(usize, usize)>,
     },
 
@@ -37,7 +41,9 @@ pub enum PolicyError {
     /// names its field and the fix).
     #[error("{file}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid {
+        /// The file the problems were found in.
         file: String,
+        /// Every problem found, not only the first, so one pass fixes them all.
         problems: Vec<Problem>,
     },
 }

@@ -5,6 +5,8 @@
 //! into a [`Decision`] with reasons, so every rule is table-tested without
 //! a chain or a sandbox. See DESIGN.md, "Jobs".
 
+#![warn(missing_docs)]
+
 mod decide;
 mod error;
 mod manifest;

@@ -60,9 +60,12 @@ impl fmt::Display for JobKind {
 /// ciphertext sha256 ids (64 lowercase hex), or none (the default).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DatasetSelector {
+    /// Every dataset that is live for this node when the job runs.
     All,
+    /// No data: the job sees an empty input (the safe default).
     #[default]
     None,
+    /// These ciphertext sha256 ids; any no longer available are skipped.
     List(Vec<String>),
 }
 
@@ -178,8 +181,10 @@ impl Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobLimits {
+    /// Requested CPU time (RLIMIT_CPU); above the node's maximum is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_seconds: Option<u64>,
+    /// Requested memory cap, in bytes (YAML accepts `512MiB`).
     #[serde(
         rename = "memory",
         alias = "memory_bytes",
@@ -188,8 +193,10 @@ pub struct JobLimits {
         skip_serializing_if = "Option::is_none"
     )]
     pub memory_bytes: Option<u64>,
+    /// Requested wall-clock time before the job is killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_seconds: Option<u64>,
+    /// Requested size cap of `/out`, in bytes (YAML accepts `64MiB`).
     #[serde(
         rename = "output",
         alias = "output_bytes",
@@ -198,6 +205,7 @@ pub struct JobLimits {
         skip_serializing_if = "Option::is_none"
     )]
     pub output_bytes: Option<u64>,
+    /// Requested process/thread count (RLIMIT_NPROC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<u64>,
 }
@@ -252,6 +260,7 @@ pub struct ExportSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobManifest {
+    /// Batch or export; the node policy decides which kinds it runs.
     pub kind: JobKind,
     /// Free text for the status page.
     #[serde(default, skip_serializing_if = "Option::is_none")]

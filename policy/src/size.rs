@@ -58,10 +58,13 @@ pub fn format_size(n: u64) -> String {
 pub mod serde_size {
     use super::*;
 
+    /// Writes the shortest exact binary spelling, so a round trip keeps the value.
     pub fn serialize<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_size(*n))
     }
 
+    /// Accepts a byte count or a string like `512MiB`; negative or fractional
+    /// values are refused so a limit is never silently rounded.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         struct V;
         impl Visitor<'_> for V {
@@ -88,6 +91,7 @@ pub mod serde_size {
 pub mod serde_size_opt {
     use super::*;
 
+    /// Writes `None` as null; the field should also skip serializing when absent.
     pub fn serialize<S: Serializer>(n: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
         match n {
             Some(n) => s.serialize_str(&format_size(*n)),
@@ -95,6 +99,7 @@ pub mod serde_size_opt {
         }
     }
 
+    /// Reads a size as in [`serde_size`]; only called when the field is present.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         serde_size::deserialize(d).map(Some)
     }
