@@ -11,34 +11,50 @@ pub enum TreeError {
     /// Reading or writing a file on disk failed.
     #[error("{path}: I/O error")]
     Io {
+        /// The file or directory being read or written.
         path: PathBuf,
+        /// The underlying OS error.
         #[source]
         source: std::io::Error,
     },
 
     /// The path given as the root of a tree is not a directory.
     #[error("{path}: not a directory")]
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The path that was given as the root.
+        path: PathBuf,
+    },
 
     /// A directory below the root holds `.git` (a nested repository or a
     /// submodule checkout). `git add -A` would record it as a gitlink, which
     /// names code this tree does not contain, so it is refused.
     #[error("{path}: contains a nested git repository or submodule (.git); submodules are not supported, vendor the files instead")]
-    NestedRepository { path: PathBuf },
+    NestedRepository {
+        /// The directory that holds the `.git`.
+        path: PathBuf,
+    },
 
     /// A name git refuses to record because a filesystem could take it for
     /// `.git` (`.GIT`, `.git.`, `git~1`, ...).
     #[error("{path}: git refuses this name (it could be taken for .git)")]
-    ReservedName { path: PathBuf },
+    ReservedName {
+        /// The offending file or directory.
+        path: PathBuf,
+    },
 
     /// A file that git cannot record (FIFO, socket, device).
     #[error("{path}: not a regular file, symlink or directory; git cannot track it")]
-    UnsupportedFileType { path: PathBuf },
+    UnsupportedFileType {
+        /// The special file.
+        path: PathBuf,
+    },
 
     /// No git repository at (or above) the given path.
     #[error("{path}: not a git repository")]
     NotARepository {
+        /// The path that was searched from.
         path: PathBuf,
+        /// libgit2's reason.
         #[source]
         source: git2::Error,
     },
@@ -46,19 +62,31 @@ pub enum TreeError {
     /// A revision string did not resolve in the repository.
     #[error("cannot resolve revision {rev:?}")]
     BadRevision {
+        /// The revision as given.
         rev: String,
+        /// libgit2's reason.
         #[source]
         source: git2::Error,
     },
 
     /// A revision resolved to something that is not a commit.
     #[error("revision {rev:?} is a {kind}, not a commit")]
-    NotACommit { rev: String, kind: String },
+    NotACommit {
+        /// The revision as given.
+        rev: String,
+        /// The kind of object it names (`tree`, `blob`, `tag`).
+        kind: String,
+    },
 
     /// A tree holds a gitlink (mode 160000, a submodule): its content lives
     /// in another repository, so this tree alone does not identify the code.
     #[error("{path}: is a submodule (gitlink to commit {commit}); submodules are not supported, vendor the files instead")]
-    Gitlink { path: PathBuf, commit: git2::Oid },
+    Gitlink {
+        /// Path of the gitlink inside the tree.
+        path: PathBuf,
+        /// The submodule commit it points to.
+        commit: git2::Oid,
+    },
 
     /// A tree object in the repository is not what `git write-tree` would
     /// produce for its own files (unsorted entries, unusual file modes,
@@ -66,42 +94,68 @@ pub enum TreeError {
     /// on disk, so it is refused rather than guessed at.
     #[error("{path}: tree object {oid} is not in git's canonical form ({reason})")]
     NonCanonicalTree {
+        /// Path of the tree inside the commit's tree.
         path: PathBuf,
+        /// The non-canonical tree object.
         oid: git2::Oid,
+        /// Which entry is wrong, and how.
         reason: String,
     },
 
     /// A tree object holds an empty subtree. Git does not track empty
     /// directories, so the files on disk could never reproduce its id.
     #[error("{path}: empty subtree {oid}; git cannot reproduce it from files on disk")]
-    EmptySubtree { path: PathBuf, oid: git2::Oid },
+    EmptySubtree {
+        /// Path of the empty subtree inside the tree.
+        path: PathBuf,
+        /// The empty tree object.
+        oid: git2::Oid,
+    },
 
     /// A tree entry whose name is unsafe to write to disk (`.`, `..`, a
     /// slash, a NUL, or `.git`).
     #[error("{path}: unsafe entry name {name:?} in tree {tree}")]
     UnsafeName {
+        /// Path of the containing directory inside the tree.
         path: PathBuf,
+        /// The entry name as stored (lossily decoded).
         name: String,
+        /// The tree object holding the entry.
         tree: git2::Oid,
     },
 
     /// A symlink in the tree whose target is absolute or resolves (through
     /// `..` or other symlinks of the tree) to a place outside the tree.
     #[error("{path}: symlink target {target:?} leads outside the tree")]
-    SymlinkEscapes { path: PathBuf, target: String },
+    SymlinkEscapes {
+        /// Path of the symlink inside the tree.
+        path: PathBuf,
+        /// Its target as stored.
+        target: String,
+    },
 
     /// Symlinks of the tree form a loop (or a chain too long to follow).
     #[error("{path}: symlink target {target:?} loops or nests too deeply")]
-    SymlinkLoop { path: PathBuf, target: String },
+    SymlinkLoop {
+        /// Path of the symlink inside the tree.
+        path: PathBuf,
+        /// Its target as stored.
+        target: String,
+    },
 
     /// `materialize` was pointed at a destination that already has files.
     #[error("{path}: destination exists and is not an empty directory")]
-    DestinationNotEmpty { path: PathBuf },
+    DestinationNotEmpty {
+        /// The destination directory.
+        path: PathBuf,
+    },
 
     /// Any other libgit2 failure: `what` says which operation.
     #[error("{what}")]
     Git {
+        /// The operation that failed.
         what: String,
+        /// libgit2's error.
         #[source]
         source: git2::Error,
     },
@@ -109,8 +163,11 @@ pub enum TreeError {
     /// An object that should be a tree/blob is something else, or missing.
     #[error("{path}: object {oid} is not a {expected}")]
     UnexpectedObject {
+        /// Path of the entry inside the tree.
         path: PathBuf,
+        /// The object id the entry names.
         oid: git2::Oid,
+        /// The kind the entry's mode calls for (`tree` or `blob`).
         expected: &'static str,
     },
 }

@@ -21,6 +21,8 @@
 //! written here is git's object framing (`<type> <len>\0<body>`) and tree
 //! entry encoding.
 
+#![warn(missing_docs)]
+
 mod dir;
 mod error;
 mod materialize;

@@ -152,6 +152,7 @@ impl TreeIdCache {
         self.trees.len() + self.blobs.len()
     }
 
+    /// Whether nothing is cached yet (clippy's companion to [`Self::len`]).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
