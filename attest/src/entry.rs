@@ -34,15 +34,27 @@ pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Decision {
+    /// The tree was allowed and checked out; jobs may now run from it.
     Deployed,
+    /// The tree (or, with `job`, one job) was not allowed; `reason` says why.
     Refused,
+    /// Written before a job's sandbox starts, so a crash leaves a start with no
+    /// end for the next start-up to resolve.
     JobStarted,
+    /// A batch job ended (or failed to run); carries its outputs and exit status.
     JobFinished,
+    /// The approval was revoked on chain, so the tree (or job) was stopped.
     Revoked,
+    /// An export job re-encrypted the selected datasets to its recipient.
     Exported,
+    /// Stopped without a revocation (registry paused, approval expired, node
+    /// shutting down); it may run again once allowed again.
     Suspended,
+    /// A job had started but had no end record when the node restarted.
     Interrupted,
+    /// The registry was paused; replayed as a stop, like `suspended`.
     Paused,
+    /// A job was stopped because a dataset it reads was withdrawn.
     Withdrawn,
 }
 
@@ -56,6 +68,7 @@ impl Decision {
         )
     }
 
+    /// The kebab-case name used in the JSON predicate and in messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Deployed => "deployed",
@@ -93,11 +106,14 @@ pub struct Subject {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApprovalRef {
+    /// EIP-155 chain id, so an approval on a test chain cannot pass for one on
+    /// the real chain.
     pub chain_id: u64,
     /// CodeRegistry address, 0x-hex.
     pub contract: String,
     /// Transaction that approved the tree, 0x-hex.
     pub tx_hash: String,
+    /// Block the approval transaction was included in.
     pub block_number: u64,
     /// 0x-hex; pins the block against reorgs.
     pub block_hash: String,
@@ -107,9 +123,11 @@ pub struct ApprovalRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputDigest {
+    /// Name of the encrypted file (`<output>.age`, or `<dataset id>.age` for an export).
     pub name: String,
     /// 64 hex.
     pub sha256: String,
+    /// Length of the encrypted file in bytes.
     pub size: u64,
 }
 
@@ -117,6 +135,7 @@ pub struct OutputDigest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Predicate {
+    /// What happened.
     pub decision: Decision,
     /// Why, in words (refusal reasons, revocation reason, ...).
     pub reason: String,
@@ -129,10 +148,14 @@ pub struct Predicate {
     /// Job name (for job-* and exported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// Digests of the encrypted files a job produced, so whoever fetches
+    /// them can check they are what the node logged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputDigest>,
+    /// Exit status of a finished batch job (-1 if it could not be run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// Version of the software that wrote the entry, for reading old entries.
     pub controller_version: String,
     /// RFC 3339, UTC.
     pub time: String,
@@ -176,7 +199,9 @@ pub fn now_rfc3339() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceDescriptor {
+    /// `tree` or `commit`.
     pub name: String,
+    /// Digest algorithm name (`gitTree`, `gitTreeSha256`, `gitCommit`) to hex id.
     pub digest: BTreeMap<String, String>,
 }
 
@@ -184,11 +209,15 @@ pub struct ResourceDescriptor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Statement {
+    /// Always [`STATEMENT_TYPE`].
     #[serde(rename = "_type")]
     pub type_: String,
+    /// The tree and, when known, the commit.
     pub subject: Vec<ResourceDescriptor>,
+    /// Always [`PREDICATE_TYPE`].
     #[serde(rename = "predicateType")]
     pub predicate_type: String,
+    /// The decision record.
     pub predicate: Predicate,
 }
 
@@ -284,11 +313,14 @@ fn check_hex(field: &'static str, v: &str, lens: &[usize]) -> Result<(), AttestE
 pub struct Envelope {
     /// base64 (standard, padded) of the statement JSON.
     pub payload: String,
+    /// Always [`PAYLOAD_TYPE`]; signed along with the payload.
     #[serde(rename = "payloadType")]
     pub payload_type: String,
+    /// At least one; every one must verify under the log key (none is skipped).
     pub signatures: Vec<EnvelopeSignature>,
 }
 
+/// One DSSE signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeSignature {

@@ -18,6 +18,8 @@
 //! - The writer ([`Log`]) makes appends durable before acknowledging them
 //!   and never serves a checkpoint its tiles cannot prove; see [`log`].
 
+#![warn(missing_docs)]
+
 pub mod entry;
 mod error;
 pub mod log;

@@ -210,9 +210,11 @@ impl Log {
         Ok(log)
     }
 
+    /// The directory holding the tiles and checkpoint, servable as static files.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// The log's name: the checkpoint origin and the verifier key's name.
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -224,6 +226,7 @@ impl Log {
     pub fn root(&self) -> [u8; 32] {
         self.root.0
     }
+    /// The public half of the log key, for checking entries and checkpoints.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }

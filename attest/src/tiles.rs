@@ -143,10 +143,12 @@ pub trait TileSource {
 /// A log directory on disk.
 #[derive(Debug, Clone)]
 pub struct DirSource {
+    /// The log's root (the directory holding `checkpoint` and `tile/`).
     pub dir: PathBuf,
 }
 
 impl DirSource {
+    /// A source reading the log in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         DirSource { dir: dir.into() }
     }
@@ -211,7 +213,10 @@ pub fn read_tile(src: &dyn TileSource, tile: &Tile) -> Result<Vec<u8>, AttestErr
 /// Adapts a [`TileSource`] to `tlog_tiles::TileReader`, keeping the first
 /// real error (which tile, why) because the crate's error type cannot carry it.
 pub struct SourceTileReader<'a> {
+    /// Where the tiles are read from.
     pub src: &'a dyn TileSource,
+    /// The first source error hit, returned by [`SourceTileReader::explain`]
+    /// instead of `tlog_tiles`' generic one.
     pub last_error: RefCell<Option<AttestError>>,
 }
 
@@ -224,6 +229,7 @@ impl std::fmt::Debug for SourceTileReader<'_> {
 }
 
 impl<'a> SourceTileReader<'a> {
+    /// A reader over `src` with no error recorded yet.
     pub fn new(src: &'a dyn TileSource) -> Self {
         SourceTileReader {
             src,

@@ -93,7 +93,9 @@ pub fn verify_checkpoint(text: &[u8], vkey: &str) -> Result<Checkpoint, AttestEr
 /// it verified, as signed text (re-verified on load).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditorState {
+    /// The log's name the checkpoint was for.
     pub origin: String,
+    /// Tree size the auditor has verified up to.
     pub size: u64,
     /// base64 root hash.
     pub root: String,
@@ -123,38 +125,65 @@ impl AuditorState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
+    /// The checkpoint's signature does not verify under the log key.
     CheckpointSignature,
+    /// The log serves a smaller tree than this auditor already verified.
     Rollback,
+    /// The log does not extend the checkpoint seen before (same size with
+    /// another root, or a failing consistency proof).
     Fork,
+    /// A tile the audit needs is absent.
     MissingTile,
+    /// A tile has the wrong length or does not match the tree rebuilt from
+    /// the entries (also used for a checkpoint too large to audit).
     CorruptTile,
+    /// An entry bundle is truncated or otherwise malformed.
     TruncatedBundle,
+    /// The entries do not hash to the signed root.
     RootMismatch,
+    /// An entry is not the leaf the signed tree holds at its index.
     EditedEntry,
+    /// An entry's DSSE signature or statement does not verify.
     EntrySignature,
+    /// An entry names another index or origin than where it sits.
     EntryPosition,
+    /// The node anchored a larger checkpoint on chain than the log now serves.
     AnchorAhead,
+    /// The checkpoint disagrees with an on-chain anchor.
     AnchorMismatch,
+    /// An entry that runs code cites no approval, or none existed at the cited block.
     ApprovalMissing,
+    /// The cited approval was revoked at the cited block.
     ApprovalRevoked,
+    /// The cited approval had expired at the cited block.
     ApprovalExpired,
+    /// The cited approval differs from the chain (chain, contract, tree, tx, block).
     ApprovalMismatch,
+    /// The entry's tree is not in the repository the auditor checked against.
     TreeMissing,
+    /// The repository's tree has other ids than the entry names.
     TreeMismatch,
 }
 
+/// One problem an audit found, kept so a report lists all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// Stable category, for machines.
     pub kind: FailureKind,
+    /// What was wrong, with the index, tile or block concerned.
     pub message: String,
 }
 
+/// A verified checkpoint, as a report shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointInfo {
+    /// The log's name.
     pub origin: String,
+    /// Number of entries it commits to.
     pub size: u64,
     /// base64, as in the checkpoint.
     pub root: String,
+    /// The signed note itself, so the report can be re-checked.
     pub text: String,
 }
 
@@ -172,27 +201,39 @@ impl CheckpointInfo {
 /// A consistency proof between two checkpoints, as checked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsistencyInfo {
+    /// Size of the checkpoint remembered before.
     pub from_size: u64,
+    /// Size of the checkpoint now served.
     pub to_size: u64,
     /// base64 hashes.
     pub proof: Vec<String>,
+    /// Whether the proof checked out against both roots.
     pub verified: bool,
 }
 
 /// One entry, as the report shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EntrySummary {
+    /// Position in the log.
     pub index: u64,
+    /// What the node decided.
     pub decision: Decision,
+    /// When, as the entry says (RFC 3339).
     pub time: String,
+    /// sha1-format git tree id.
     pub tree_sha1: String,
+    /// sha256-format git tree id.
     pub tree_sha256: String,
+    /// The commit, if the entry names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The on-chain approval the entry cites.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRef>,
+    /// The job, for job entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// The entry's reason text.
     pub reason: String,
 }
 
@@ -217,13 +258,21 @@ impl Default for AuditOptions {
 /// Everything an audit found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditReport {
+    /// Where the log was read from.
     pub source: String,
+    /// The checkpoint now served, if it verified.
     pub checkpoint: Option<CheckpointInfo>,
+    /// The checkpoint this auditor remembered, if any.
     pub previous: Option<CheckpointInfo>,
+    /// The proof that the served log extends the remembered one.
     pub consistency: Option<ConsistencyInfo>,
+    /// Entries read and hashed into the rebuilt tree.
     pub entries_verified: u64,
+    /// Per-entry summaries (empty when [`AuditOptions::keep_entries`] is off).
     pub entries: Vec<EntrySummary>,
+    /// The failures listed, at most [`AuditOptions::max_failures`].
     pub failures: Vec<Failure>,
+    /// Failures found beyond the listed ones, so a long list still counts them.
     pub failures_not_listed: u64,
     /// Checks that ran, in order, for the report.
     pub checks: Vec<String>,
@@ -232,6 +281,7 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
+    /// An empty report for `source`, listing at most `max_failures` failures.
     pub fn new(source: String, max_failures: usize) -> Self {
         AuditReport {
             source,
@@ -246,9 +296,11 @@ impl AuditReport {
             max_failures,
         }
     }
+    /// True only when nothing failed, including the unlisted failures.
     pub fn ok(&self) -> bool {
         self.failures.is_empty() && self.failures_not_listed == 0
     }
+    /// Records a failure (counted once the list is full).
     pub fn fail(&mut self, kind: FailureKind, message: impl Into<String>) {
         let message = message.into();
         tracing::debug!(?kind, %message, "audit failure");
@@ -258,6 +310,7 @@ impl AuditReport {
             self.failures_not_listed += 1;
         }
     }
+    /// Notes a check that ran.
     pub fn check(&mut self, what: impl Into<String>) {
         self.checks.push(what.into());
     }
@@ -724,6 +777,7 @@ pub fn check_anchors(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProofBundle {
+    /// Position of the entry in the log.
     pub index: u64,
     /// base64 of the encoded entry (the DSSE envelope JSON).
     pub entry: String,
