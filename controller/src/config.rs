@@ -16,20 +16,28 @@ use crate::ControllerError;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// Identity and keys of this node.
     pub node: NodeSection,
+    /// The chain whose approvals are the only authority to deploy.
     pub chain: ChainSection,
+    /// Where the desired state (the deploy branch) comes from.
     pub repository: RepositorySection,
+    /// Where contributed ciphertexts live.
     #[serde(default)]
     pub data: DataSection,
+    /// How jobs are isolated.
     #[serde(default)]
     pub sandbox: SandboxSection,
     /// What this node agrees to run (kinds, maximum limits), whatever the
     /// DAO approved.
     #[serde(default)]
     pub policy: NodePolicy,
+    /// The public status/log/outbox endpoint.
     #[serde(default)]
     pub http: HttpSection,
+    /// The node's transparency log, which every action is recorded in.
     pub log: LogSection,
+    /// Local working directories.
     pub paths: PathsSection,
     /// Optional: keep the repository's pull requests told their tree ids,
     /// the proposal to submit, and whether the tree is approved/deployed.
@@ -41,7 +49,9 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GithubSection {
+    /// Repository owner (user or organization).
     pub owner: String,
+    /// Repository name.
     pub repo: String,
     /// REST API root (GitHub Enterprise: `https://HOST/api/v3`).
     #[serde(default = "default_github_api")]
@@ -85,7 +95,11 @@ pub struct NodeSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
+    /// JSON-RPC endpoint of the chain.
     pub rpc_url: String,
+    /// The chain id the RPC endpoint must report; the node refuses to start
+    /// on any other chain, so a misconfigured URL cannot feed it approvals
+    /// from a different (e.g. test) deployment.
     pub chain_id: u64,
     /// A deployment file (as written by `collective dev up`) holding the
     /// registry addresses. Exactly one of `deployment` and `addresses`.
@@ -111,11 +125,17 @@ pub struct ChainSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AddressesSection {
+    /// The governance token.
     pub token: String,
+    /// The timelock that executes passed proposals.
     pub timelock: String,
+    /// The governor that votes on proposals.
     pub governor: String,
+    /// `CodeRegistry`: approvals of tree ids (the desired-state authority).
     pub code_registry: String,
+    /// `NodeRegistry`: node records and checkpoint anchors.
     pub node_registry: String,
+    /// `DataRegistry`: dataset contributions and withdrawals.
     pub data_registry: String,
 }
 
@@ -130,6 +150,8 @@ pub struct RepositorySection {
     /// A remote URL, fetched into `paths.work_dir/repo.git` on an interval.
     #[serde(default)]
     pub url: Option<String>,
+    /// The deploy branch: its head commit's tree is what the node wants to
+    /// run (if approved).
     #[serde(default = "default_branch")]
     pub branch: String,
     /// Seconds between fetches of a remote repository.
@@ -158,6 +180,7 @@ impl Default for DataSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSection {
+    /// The bubblewrap binary every job runs under.
     #[serde(default = "default_bwrap")]
     pub bwrap: PathBuf,
     /// What to do with a job found started-but-not-finished in the log on
@@ -184,9 +207,12 @@ impl Default for SandboxSection {
     }
 }
 
+/// The node's HTTP server (status, log tiles, outbox).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
+    /// Socket address to bind; defaults to loopback so nothing is exposed
+    /// unless the operator asks.
     #[serde(default = "default_listen")]
     pub listen: String,
 }
@@ -199,6 +225,7 @@ impl Default for HttpSection {
     }
 }
 
+/// The node's transparency log: anyone can audit what the node did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
@@ -211,6 +238,7 @@ pub struct LogSection {
     pub anchor_interval_secs: u64,
 }
 
+/// Local directories the node owns.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PathsSection {
@@ -517,6 +545,7 @@ impl NodeConfig {
         parse_b256(&self.node.id).expect("validated")
     }
 
+    /// The HTTP listen address (validated at parse time).
     pub fn listen_addr(&self) -> SocketAddr {
         self.http.listen.parse().expect("validated")
     }

@@ -52,15 +52,23 @@ pub type ApprovalFacts = ApprovalView;
 /// Everything the gate looks at.
 #[derive(Debug)]
 pub struct GateInput<'a> {
+    /// The tree to judge, by the ids the approval must name.
     pub tree: &'a TreeRef,
     /// The sha256 id recomputed from disk (deployed trees) or from the
     /// object database (the branch head, before materializing).
     pub sha256_recomputed: Option<&'a str>,
+    /// The approval read at the confirmation depth; `None` means none.
     pub approval: Option<&'a ApprovalFacts>,
+    /// Whether the registry is paused (nothing may run while it is).
     pub paused: bool,
+    /// Unix seconds of the chain head, so expiry is judged by chain time,
+    /// not by this node's clock.
     pub now: u64,
+    /// The tree's job manifests.
     pub manifests: &'a Manifests,
+    /// What this node agrees to run.
     pub policy: &'a NodePolicy,
+    /// The depth the approval was read at (for the refusal message).
     pub confirmations: u64,
 }
 

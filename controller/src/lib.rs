@@ -31,6 +31,8 @@
 //! reports the outage. Stops happen only on a positive reading (revoked,
 //! paused, expired, withdrawn) at the confirmation depth.
 
+#![warn(missing_docs)]
+
 pub mod anchor;
 pub mod config;
 pub mod gate;
@@ -54,36 +56,62 @@ pub enum ControllerError {
     /// A configuration file failed to parse or validate.
     #[error("{file}: {field}: {message}")]
     Config {
+        /// The configuration file.
         file: String,
+        /// The field (or line and column) at fault.
         field: String,
+        /// What is wrong.
         message: String,
     },
     /// A filesystem operation failed.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying OS error.
         #[source]
         source: std::io::Error,
     },
     /// The sandbox could not be started or supervised.
     #[error("sandbox: {message}")]
-    Sandbox { message: String },
+    Sandbox {
+        /// What failed.
+        message: String,
+    },
     /// The repository could not be read or fetched.
     #[error("repository: {message}")]
-    Repo { message: String },
+    Repo {
+        /// What failed.
+        message: String,
+    },
     /// The chain could not be read (the loop then takes no action).
     #[error("chain: {message}")]
-    Chain { message: String },
+    Chain {
+        /// What failed.
+        message: String,
+    },
     /// Node keys could not be loaded.
     #[error("keys: {message}")]
-    Keys { message: String },
+    Keys {
+        /// What failed.
+        message: String,
+    },
     /// The dataset store or an encryption step failed.
     #[error("data: {message}")]
-    Store { message: String },
+    Store {
+        /// What failed.
+        message: String,
+    },
     /// The attest log could not be opened, replayed or appended to.
     #[error("log: {message}")]
-    Log { message: String },
+    Log {
+        /// What failed.
+        message: String,
+    },
     /// Something the node will not do (and logs as refused when it can).
     #[error("refused: {reason}")]
-    Refused { reason: String },
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
 }

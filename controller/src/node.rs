@@ -49,50 +49,80 @@ struct RunningJob {
 /// Public status, served at `/v1/status` and rendered at `/`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
+    /// This node's id (0x-hex), as registered in `NodeRegistry`.
     pub node_id: String,
+    /// The tree at the deploy branch head, as last read.
     pub head: Option<TreeRef>,
+    /// Whether the head tree may run, and why not if it may not.
     pub head_verdict: Option<Verdict>,
+    /// The tree currently deployed (from the log).
     pub deployed: Option<TreeRef>,
+    /// The on-chain approval the deployed tree runs under.
     pub deployed_approval: Option<ApprovalRef>,
+    /// Recipients the approval names: job outputs are encrypted to them only.
     pub deployed_recipients: Vec<String>,
     /// Trees seen at the branch head and not deployable yet, with why.
     pub pending: BTreeMap<String, String>,
+    /// Running jobs as `job@<tree sha256 prefix>`.
     pub running: Vec<String>,
+    /// The latest chain block seen.
     pub chain_block: Option<u64>,
+    /// The last chain read failure, cleared by the next successful read; a
+    /// round whose read fails takes no action (fail-closed).
     pub chain_error: Option<String>,
+    /// The last repository read/fetch failure, cleared by the next success.
     pub repo_error: Option<String>,
+    /// The last failed action (or failed log append) of the reconcile loop.
     pub last_error: Option<String>,
+    /// When the status was last refreshed (RFC 3339).
     pub last_reconcile: Option<String>,
+    /// Number of entries in the transparency log.
     pub log_size: u64,
+    /// Merkle root of the log at `log_size` (hex).
     pub log_root: String,
+    /// The last checkpoint anchored on chain, if anchoring is on.
     pub last_anchor: Option<AnchorInfo>,
+    /// Reconcile passes since start.
     pub reconciles: u64,
 }
 
 /// The last checkpoint anchored on chain.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnchorInfo {
+    /// Log size the anchored checkpoint commits to.
     pub size: u64,
+    /// Its Merkle root (hex).
     pub root: String,
+    /// The anchoring transaction (0x-hex).
     pub tx_hash: String,
+    /// The block it was included in.
     pub block_number: u64,
 }
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Reconcile passes.
     pub reconciles: std::sync::atomic::AtomicU64,
+    /// Failed reads of the chain or repository.
     pub read_errors: std::sync::atomic::AtomicU64,
+    /// Actions taken, by kind.
     pub actions: Mutex<BTreeMap<String, u64>>,
+    /// Jobs started.
     pub jobs_started: std::sync::atomic::AtomicU64,
+    /// Checkpoints anchored on chain.
     pub anchors: std::sync::atomic::AtomicU64,
 }
 
 /// Shared node internals (the HTTP API reads them).
 pub struct Inner {
+    /// The validated configuration the node started with.
     pub cfg: NodeConfig,
+    /// The node's decryption and log-signing keys.
     pub keys: NodeKeys,
+    /// The node id (from `cfg`, decoded once).
     pub node_id: [u8; 32],
+    /// The chain id checked at connect time.
     pub chain_id: u64,
     code_registry: String,
     chain: ChainClient,
@@ -100,19 +130,25 @@ pub struct Inner {
     repo: RepoSource,
     store: DatasetStore,
     log: Mutex<Log>,
+    /// What the node has done, replayed from its log: the log is the source
+    /// of truth, this is its in-memory index.
     pub state: Mutex<State>,
     running: Mutex<BTreeMap<(String, String), RunningJob>>,
     manifests: Mutex<BTreeMap<String, Manifests>>,
+    /// Wakes the reconcile loop (chain events, repository changes, API).
     pub wake: Arc<Notify>,
     /// Set by `POST /v1/refresh`: fetch a remote repository now (at most
     /// every two seconds).
     pub fetch_requested: std::sync::atomic::AtomicBool,
+    /// The public status, refreshed after each reconcile pass.
     pub status: Mutex<Status>,
+    /// Counters for `/metrics`.
     pub metrics: Metrics,
     policy_digest: String,
     /// Private (0700, tmpfs when available) base of plaintext directories;
     /// emptied at start, so a crash leaves no plaintext behind for long.
     plain_base: PathBuf,
+    /// For uptime in the status and metrics.
     pub started_at: Instant,
 }
 
@@ -127,6 +163,7 @@ impl std::fmt::Debug for Inner {
 /// A running node.
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Shared with the HTTP server and background tasks.
     pub inner: Arc<Inner>,
 }
 
@@ -1649,14 +1686,17 @@ impl Inner {
         &self.cfg.log.dir
     }
 
+    /// The current signed checkpoint (served at `/log/checkpoint`).
     pub fn checkpoint_text(&self) -> Option<String> {
         self.log.lock().ok()?.checkpoint_text().ok()
     }
 
+    /// Entries in the log (0 if the log is unavailable).
     pub fn log_size(&self) -> u64 {
         self.log.lock().map(|l| l.size()).unwrap_or(0)
     }
 
+    /// The signed-note verifier key auditors use to check checkpoints.
     pub fn verifier_key(&self) -> String {
         self.keys
             .log_verifier_key(&self.cfg.log.origin)

@@ -24,8 +24,12 @@ use serde::Serialize;
 /// A tree by its two ids (and the commit it came from, if known).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TreeRef {
+    /// sha1 tree id (hex), as found in the commit.
     pub sha1: String,
+    /// sha256 tree id (hex): the id approvals name and the node recomputes
+    /// from disk.
     pub sha256: String,
+    /// The commit the tree was taken from, for the log; not part of identity.
     pub commit: Option<String>,
 }
 
@@ -48,10 +52,12 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Whether the tree may run; the single test every start goes through.
     pub fn allowed(&self) -> bool {
         matches!(self, Verdict::Allowed)
     }
 
+    /// The human reason recorded in the log (`"allowed"` when allowed).
     pub fn reason(&self) -> &str {
         match self {
             Verdict::Allowed => "allowed",
@@ -67,9 +73,13 @@ impl Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopKind {
+    /// The tree's approval was revoked.
     Revoked,
+    /// The registry was paused or the approval expired.
     Suspended,
+    /// A dataset the job reads was withdrawn by its contributor.
     Withdrawn,
+    /// Any other reason the tree is no longer allowed.
     Refused,
 }
 
@@ -87,6 +97,7 @@ impl StopKind {
 /// allowed, within limits: filtered by the caller through policy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobPlan {
+    /// The job's name in the tree's manifest.
     pub name: String,
 }
 
@@ -107,8 +118,11 @@ pub struct Desired {
 /// A job running right now (in memory, not from the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {
+    /// sha256 id of the tree the job runs from.
     pub tree_sha256: String,
+    /// The job's name.
     pub job: String,
+    /// sha256 digests of the datasets it reads, so a withdrawal stops it.
     pub datasets: Vec<String>,
     /// A stop was already requested; do not request again.
     pub stopping: bool,
@@ -117,6 +131,7 @@ pub struct Running {
 /// What the node has done, as replayed from the log, plus the running set.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
+    /// The tree last logged `deployed` and not since undeployed.
     pub deployed: Option<TreeRef>,
     /// (tree sha256, reason) already logged as refused.
     pub refused: BTreeSet<(String, String)>,
@@ -125,6 +140,7 @@ pub struct Observed {
     /// (tree sha256, job) with `job-started` in the log and no end, not
     /// running now: a crash interrupted them.
     pub interrupted: BTreeSet<(String, String)>,
+    /// Jobs running right now.
     pub running: Vec<Running>,
 }
 
@@ -133,26 +149,52 @@ pub struct Observed {
 #[serde(rename_all = "kebab-case", tag = "action")]
 pub enum Action {
     /// Log `interrupted` for a job a crash cut short and resolve it.
-    ResolveInterrupted { tree_sha256: String, job: String },
+    ResolveInterrupted {
+        /// sha256 id of the job's tree.
+        tree_sha256: String,
+        /// The job's name.
+        job: String,
+    },
     /// Kill a running job and log why.
     StopJob {
+        /// sha256 id of the job's tree.
         tree_sha256: String,
+        /// The job's name.
         job: String,
+        /// The log decision to record.
         kind: StopKind,
+        /// Why, for the log.
         reason: String,
     },
     /// The deployed tree is no longer allowed: log and forget it.
     Undeploy {
+        /// The tree being undeployed.
         tree: TreeRef,
+        /// The log decision to record.
         kind: StopKind,
+        /// Why, for the log.
         reason: String,
     },
     /// Materialize, verify from disk, and (if it verifies) log `deployed`.
-    Deploy { tree: TreeRef },
+    Deploy {
+        /// The allowed head tree.
+        tree: TreeRef,
+    },
     /// Log that the head tree is refused (once per tree and reason).
-    Refuse { tree: TreeRef, reason: String },
+    Refuse {
+        /// The refused head tree.
+        tree: TreeRef,
+        /// Why, for the log (also the dedup key with the tree).
+        reason: String,
+    },
     /// Start a job of the deployed tree.
-    StartJob { tree_sha256: String, job: String },
+    StartJob {
+        /// sha256 id of the deployed tree.
+        tree_sha256: String,
+        /// The job's name.
+        job: String,
+    },
+
     /// Nothing to do until the next wake.
     Idle,
 }

@@ -16,12 +16,16 @@ use crate::ControllerError;
 /// The deploy branch head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
+    /// The branch's head commit.
     pub commit: Oid,
+    /// Its tree (sha1 id in the object database).
     pub tree: Oid,
+    /// Both ids of the tree; sha256 recomputed from the objects.
     pub ids: TreeIds,
 }
 
 impl Head {
+    /// The head as the reconciler sees it.
     pub fn tree_ref(&self) -> TreeRef {
         TreeRef {
             sha1: self.ids.sha1.clone(),
@@ -34,13 +38,20 @@ impl Head {
 /// Where the code comes from.
 #[derive(Debug, Clone)]
 pub enum RepoSource {
+    /// A repository on this machine, read in place.
     Local {
+        /// The repository (work tree or bare).
         path: PathBuf,
+        /// The deploy branch.
         branch: String,
     },
+    /// A remote repository, fetched into a bare mirror the node owns.
     Remote {
+        /// The URL fetched from.
         url: String,
+        /// The local bare mirror (`work_dir/repo.git`).
         mirror: PathBuf,
+        /// The deploy branch.
         branch: String,
     },
 }
@@ -53,6 +64,7 @@ fn git_err(what: impl Into<String>) -> impl FnOnce(git2::Error) -> ControllerErr
 }
 
 impl RepoSource {
+    /// Read `branch` of the repository at `path`.
     pub fn local(path: &Path, branch: &str) -> Self {
         RepoSource::Local {
             path: path.to_path_buf(),
@@ -60,6 +72,7 @@ impl RepoSource {
         }
     }
 
+    /// Fetch `branch` of `url` into a mirror under `work_dir`.
     pub fn remote(url: &str, work_dir: &Path, branch: &str) -> Self {
         RepoSource::Remote {
             url: url.to_string(),
@@ -68,6 +81,7 @@ impl RepoSource {
         }
     }
 
+    /// Whether the source needs fetching (rather than watching).
     pub fn is_remote(&self) -> bool {
         matches!(self, RepoSource::Remote { .. })
     }

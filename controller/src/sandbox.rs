@@ -52,10 +52,15 @@ pub const JOB_UID_BASE: u32 = 200_000;
 /// Limits applied to one job (already clamped to the node's maxima).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SandboxLimits {
+    /// CPU time per process (`RLIMIT_CPU`); the kernel sends SIGXCPU.
     pub cpu_seconds: u64,
+    /// Address space per process (`RLIMIT_AS`).
     pub memory_bytes: u64,
+    /// Wall clock for the whole run, enforced by killing the sandbox.
     pub wall_seconds: u64,
+    /// Total size of `/out` (and `/tmp`, and each file via `RLIMIT_FSIZE`).
     pub output_bytes: u64,
+    /// Processes of the job's uid (`RLIMIT_NPROC`): bounds fork bombs.
     pub processes: u64,
 }
 
@@ -83,6 +88,8 @@ impl Termination {
         }
     }
 
+    /// Whether the job exited 0; a signal (often a limit), timeout or
+    /// cancellation is not success.
     pub fn success(&self) -> bool {
         matches!(self, Termination::Exited(0))
     }
@@ -93,22 +100,29 @@ impl Termination {
 pub struct OutputFile {
     /// Path relative to `/out`, `/`-separated.
     pub name: String,
+    /// Where the file is on the host (inside the run directory); never
+    /// published, the name is enough.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Size in bytes, as collected.
     pub size: u64,
 }
 
 /// The result of one sandboxed run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SandboxRun {
+    /// How the job ended.
     pub termination: Termination,
+    /// Wall-clock duration of the run.
     pub duration_ms: u64,
+    /// Regular files the job left in `/out`.
     pub outputs: Vec<OutputFile>,
     /// Why the outputs are refused, if they are (too large, non-regular file).
     pub output_violation: Option<String>,
     /// Captured stdout and stderr (plaintext: they are treated as outputs).
     #[serde(skip)]
     pub stdout: PathBuf,
+    /// Captured stderr (plaintext, like stdout).
     #[serde(skip)]
     pub stderr: PathBuf,
 }
@@ -116,6 +130,7 @@ pub struct SandboxRun {
 /// What to run and with which filesystem.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
+    /// The bubblewrap binary.
     pub bwrap: PathBuf,
     /// The deployed (read-only) tree, mounted at `/job`.
     pub tree_dir: PathBuf,
@@ -125,6 +140,7 @@ pub struct SandboxSpec {
     pub run_dir: PathBuf,
     /// argv; the first element is resolved inside the sandbox (`/usr/bin`).
     pub command: Vec<String>,
+    /// Resource limits, already clamped to the node's policy maxima.
     pub limits: SandboxLimits,
     /// The uid (and gid) the job runs as in root mode.
     pub uid: u32,
@@ -134,6 +150,7 @@ pub struct SandboxSpec {
 /// tmpfs with a hard size limit, unmounted (and so erased) on drop.
 #[derive(Debug)]
 pub struct RunDir {
+    /// The run directory (holds `out/`, `stdout`, `stderr`).
     pub dir: PathBuf,
     mounted: bool,
 }
@@ -184,6 +201,7 @@ impl RunDir {
         })
     }
 
+    /// The host side of the job's `/out`.
     pub fn out(&self) -> PathBuf {
         self.dir.join("out")
     }

@@ -19,34 +19,54 @@ const RECENT: usize = 50;
 /// One log entry, summarized for the status page and `/v1/runs`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentEntry {
+    /// Index of the entry in the log, so anyone can fetch and verify it.
     pub index: u64,
+    /// The decision (`deployed`, `refused`, `job-started`, ...).
     pub decision: String,
+    /// sha256 id of the tree concerned.
     pub tree_sha256: String,
+    /// sha1 id of the tree concerned.
     pub tree_sha1: String,
+    /// The commit the tree came from, if known.
     pub commit: Option<String>,
+    /// The job, for job entries.
     pub job: Option<String>,
+    /// Why, in words.
     pub reason: String,
+    /// The job's exit status, for job-end entries.
     pub exit_status: Option<i32>,
+    /// Digests of the encrypted outputs, for job-end entries.
     pub outputs: Vec<collective_attest::OutputDigest>,
+    /// The approving transaction the entry cites, if any.
     pub approval_tx: Option<String>,
+    /// When the entry was written (RFC 3339).
     pub time: String,
 }
 
 /// Replayed state.
 #[derive(Debug, Clone, Default)]
 pub struct State {
+    /// The tree last logged `deployed` and not since stopped.
     pub deployed: Option<TreeRef>,
     /// The `deployed` entry's predicate (its approval reference).
     pub deployed_entry: Option<RecentEntry>,
+    /// (tree sha256, reason) already logged as refused or stopped, so the
+    /// same refusal is logged once.
     pub refused: BTreeSet<(String, String)>,
+    /// (tree sha256, job) that ended and must not run again.
     pub finished: BTreeSet<(String, String)>,
     /// Started and not ended, with the index of the `job-started` entry.
     pub started: BTreeMap<(String, String), u64>,
+    /// How often each (tree sha256, job) was interrupted, so `rerun-once`
+    /// reruns at most once even across restarts.
     pub interruptions: BTreeMap<(String, String), u32>,
     /// Job runs (start and end entries) for `/v1/runs`.
     pub runs: Vec<RecentEntry>,
+    /// The last few entries (bounded), for the status page.
     pub recent: VecDeque<RecentEntry>,
+    /// Entries per decision, for `/metrics`.
     pub counts: BTreeMap<String, u64>,
+    /// Log size as applied so far (highest index + 1).
     pub size: u64,
 }
 
