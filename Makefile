@@ -43,6 +43,7 @@ test: test-contracts test-rust
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 demo: tools sysdeps
 	$(CARGO) build --bin collective
