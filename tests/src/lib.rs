@@ -274,6 +274,19 @@ impl JobRepo {
     }
 
     /// Add a symlink and commit.
+    /// Commits a batch job `name` that sleeps (`SLEEP_JOB_PY`), for tests
+    /// that need a job still running when something happens to it.
+    pub fn commit_sleeper(&self, name: &str) -> Result<(TreeIds, String)> {
+        let yaml = SLEEP_JOB_YAML.replace("jobs/sleep/", &format!("jobs/{name}/"));
+        self.commit(
+            &[
+                (&format!("jobs/{name}/job.yaml"), Some(&yaml)),
+                (&format!("jobs/{name}/run.py"), Some(SLEEP_JOB_PY)),
+            ],
+            "sleeper",
+        )
+    }
+
     pub fn commit_symlink(&self, link: &str, target: &str, msg: &str) -> Result<(TreeIds, String)> {
         let full = self.path.join(link);
         std::fs::create_dir_all(full.parent().unwrap())?;

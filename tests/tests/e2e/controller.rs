@@ -284,16 +284,7 @@ async fn revocation_kills_the_running_job() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let devnet = Devnet::spawn(tmp.path()).await?;
     let repo = JobRepo::init(&tmp.path().join("repo"))?;
-    let (ids, _) = repo.commit(
-        &[
-            (
-                "jobs/sleeprev/job.yaml",
-                Some(&SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleeprev/")),
-            ),
-            ("jobs/sleeprev/run.py", Some(SLEEP_JOB_PY)),
-        ],
-        "sleeper",
-    )?;
+    let (ids, _) = repo.commit_sleeper("sleeprev")?;
     let dirs = NodeDirs::new(&tmp.path().join("node"))?;
     let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
     devnet
@@ -348,16 +339,7 @@ async fn sigkill_during_job_is_logged_as_interrupted_on_restart() -> Result<()> 
     let tmp = tempfile::tempdir()?;
     let devnet = Devnet::spawn(tmp.path()).await?;
     let repo = JobRepo::init(&tmp.path().join("repo"))?;
-    let (ids, _) = repo.commit(
-        &[
-            (
-                "jobs/sleepkill/job.yaml",
-                Some(&SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleepkill/")),
-            ),
-            ("jobs/sleepkill/run.py", Some(SLEEP_JOB_PY)),
-        ],
-        "sleeper",
-    )?;
+    let (ids, _) = repo.commit_sleeper("sleepkill")?;
     let dirs = NodeDirs::new(&tmp.path().join("node"))?;
     let mut cfg = node_config(&devnet, &repo.path, &dirs, 0);
     let port = collective_chain::devnet::free_port()?;
@@ -694,14 +676,7 @@ async fn pause_suspends_unpause_resumes_and_expiry_stops() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let devnet = Devnet::spawn(tmp.path()).await?;
     let repo = JobRepo::init(&tmp.path().join("repo"))?;
-    let yaml = SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleeppause/");
-    let (ids, _) = repo.commit(
-        &[
-            ("jobs/sleeppause/job.yaml", Some(&yaml)),
-            ("jobs/sleeppause/run.py", Some(SLEEP_JOB_PY)),
-        ],
-        "sleeper",
-    )?;
+    let (ids, _) = repo.commit_sleeper("sleeppause")?;
     let dirs = NodeDirs::new(&tmp.path().join("node"))?;
     let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
     let recipient = Requester::default().recipient();
@@ -856,14 +831,7 @@ async fn withdrawal_stops_the_job_using_the_data() -> Result<()> {
         .contribute(&store, node_keys().recipient(), NODE_ID, b"row\n")
         .await?;
     let repo = JobRepo::init(&tmp.path().join("repo"))?;
-    let yaml = SLEEP_JOB_YAML.replace("jobs/sleep/", "jobs/sleepdata/");
-    let (ids, _) = repo.commit(
-        &[
-            ("jobs/sleepdata/job.yaml", Some(&yaml)),
-            ("jobs/sleepdata/run.py", Some(SLEEP_JOB_PY)),
-        ],
-        "sleeper",
-    )?;
+    let (ids, _) = repo.commit_sleeper("sleepdata")?;
     let node = RunningNode::start(node_config(&devnet, &repo.path, &dirs, 0)).await?;
     devnet
         .approve(&ids, &[Requester::default().recipient()], 0)
