@@ -11,6 +11,7 @@ mod decide;
 mod error;
 mod manifest;
 mod node;
+pub mod outputs;
 mod size;
 
 pub use decide::{decide, ApprovalView, Decision, DecisionInput, Reason, TreeFacts, Verdict};
@@ -20,4 +21,5 @@ pub use manifest::{
     JobLimits, JobManifest, Limits, MAX_MANIFEST_BYTES,
 };
 pub use node::NodePolicy;
+pub use outputs::OutputPattern;
 pub use size::{format_size, parse_size, serde_size, serde_size_opt, SIZE_HELP};

@@ -311,7 +311,10 @@ fn full_manifest_parses() {
             processes: Some(32)
         }
     );
-    assert_eq!(m.outputs, ["stats.json"]);
+    assert_eq!(
+        m.outputs.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        ["stats.json"]
+    );
     let e = JobManifest::parse("f", &export_yaml(RECIPIENT)).unwrap();
     assert_eq!(
         e.export,
@@ -615,7 +618,7 @@ fn arb_manifest() -> impl Strategy<Value = JobManifest> {
                 limits,
                 outputs: outputs
                     .into_iter()
-                    .filter(|o| !o.split('/').any(|c| c == "." || c == ".."))
+                    .filter_map(|o| collective_policy::OutputPattern::parse(&o).ok())
                     .collect(),
                 export: None,
             },
