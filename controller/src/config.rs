@@ -187,6 +187,11 @@ pub struct SandboxSection {
     /// restart: `fail` (log it interrupted and never rerun) or `rerun-once`.
     #[serde(default)]
     pub on_interrupted: InterruptedPolicy,
+    /// Delegated cgroup directories for job cgroups (a cgroup v2 directory,
+    /// or a v1 `memory` and a v1 `pids` directory). Empty: the node's own
+    /// cgroups (as root, or under systemd with `Delegate=`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// Resolution of a job interrupted by a crash.
@@ -320,6 +325,9 @@ sandbox:
   # A job started but not finished when the node died: fail (log it
   # interrupted, never rerun) | rerun-once
   on_interrupted: fail
+  # Cgroup directories delegated to the node's user, for an unprivileged
+  # node (see scripts/delegate-cgroup.sh); empty uses the node's own.
+  # cgroups: [/sys/fs/cgroup/memory/collective-node, /sys/fs/cgroup/pids/collective-node]
 
 policy:
   # Job kinds this node runs.

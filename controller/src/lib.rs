@@ -38,6 +38,7 @@ pub mod config;
 pub mod gate;
 pub mod http;
 pub mod node;
+pub mod outputs;
 pub mod reconcile;
 pub mod repo;
 pub mod sandbox;
@@ -78,6 +79,9 @@ pub enum ControllerError {
         /// What failed.
         message: String,
     },
+    /// The sandbox refused or failed, with its cause.
+    #[error("sandbox: {0}")]
+    Isolation(#[from] crate::sandbox::SandboxError),
     /// The repository could not be read or fetched.
     #[error("repository: {message}")]
     Repo {

@@ -148,6 +148,10 @@ pub struct Inner {
     /// Private (0700, tmpfs when available) base of plaintext directories;
     /// emptied at start, so a crash leaves no plaintext behind for long.
     plain_base: PathBuf,
+    /// Root or unprivileged, fixed at start.
+    sandbox_mode: sandbox::Mode,
+    /// Where job cgroups go (checked at start).
+    cgroups: sandbox::Cgroups,
     /// For uptime in the status and metrics.
     pub started_at: Instant,
 }
@@ -432,11 +436,19 @@ impl Node {
                     source,
                 })?;
         }
+        // Jobs must never inherit a descriptor the node was started with.
+        sandbox::fds::cloexec_all();
+        // Refuse to start when the host cannot give jobs every guarantee.
+        let sandbox_mode = sandbox::Mode::current();
+        let cgroups =
+            sandbox::check_host(&cfg.sandbox.bwrap, &cfg.sandbox.cgroups, sandbox_mode).await?;
         let status = Status {
             node_id: format!("0x{}", hex::encode(node_id)),
             ..Default::default()
         };
         let inner = Inner {
+            sandbox_mode,
+            cgroups,
             node_id,
             chain_id: cfg.chain.chain_id,
             code_registry: format!("{:#x}", addresses.code_registry),
@@ -1300,8 +1312,30 @@ impl Node {
                 Ok(JobEnd::Exported { outputs })
             }
             JobKind::Batch => {
+                let uid = i
+                    .running
+                    .lock()
+                    .expect("lock")
+                    .get(&(tree.sha256.clone(), job.to_string()))
+                    .map_or(sandbox::JOB_UID, |r| r.uid);
+                let mode = i.sandbox_mode;
+                let run_dir = i
+                    .cfg
+                    .paths
+                    .work_dir
+                    .join("runs")
+                    .join(format!("{}-{job}", &tree.sha256[..16]));
+                let rd = RunDir::prepare(&run_dir, mode)?;
+                let job_tree = {
+                    let (rd_dir, src) = (rd.dir.clone(), tree_dir.to_path_buf());
+                    tokio::task::spawn_blocking(move || sandbox::stage_tree(&rd_dir, mode, &src))
+                        .await
+                        .map_err(|e| ControllerError::Sandbox {
+                            message: format!("staging the tree: {e}"),
+                        })??
+                };
                 let plain = collective_vault::decrypt_datasets_into_dir(
-                    &i.plain_base,
+                    &rd.plain_base(&i.plain_base),
                     &i.store,
                     datasets,
                     i.keys.shared_identity(),
@@ -1311,78 +1345,29 @@ impl Node {
                 .map_err(|e| ControllerError::Store {
                     message: format!("decrypting datasets: {e}"),
                 })?;
-                let uid = i
-                    .running
-                    .lock()
-                    .expect("lock")
-                    .get(&(tree.sha256.clone(), job.to_string()))
-                    .map_or(sandbox::JOB_UID, |r| r.uid);
                 hand_to_job_user(plain.path(), uid)?;
                 if cancel.is_cancelled() {
                     return Ok(JobEnd::Cancelled);
                 }
-                let run_dir = i
-                    .cfg
-                    .paths
-                    .work_dir
-                    .join("runs")
-                    .join(format!("{}-{job}", &tree.sha256[..16]));
-                if run_dir.exists() {
-                    let _ = nix::mount::umount2(&run_dir, nix::mount::MntFlags::MNT_DETACH);
-                    let _ = std::fs::remove_dir_all(&run_dir);
-                }
                 let limits = gate::limits_of(manifest, &i.cfg.policy);
-                let rd = RunDir::prepare(&run_dir, limits.output_bytes, uid)?;
                 let spec = SandboxSpec {
                     bwrap: i.cfg.sandbox.bwrap.clone(),
-                    tree_dir: tree_dir.to_path_buf(),
+                    tree_dir: job_tree,
                     data_dir: Some(plain.path().to_path_buf()),
-                    run_dir: run_dir.clone(),
                     command: manifest.command.clone(),
                     limits,
                     uid,
+                    outputs: manifest.outputs.clone(),
+                    mode,
+                    cgroup_name: format!("job-{}-{job}", &tree.sha256[..16]),
                 };
-                let run = sandbox::run(&spec, &rd, cancel.clone()).await;
+                let run = sandbox::run(&spec, &i.cgroups, cancel.clone()).await;
                 // Plaintext inputs go as soon as the sandbox is gone.
                 drop(plain);
                 let run = run?;
                 if run.termination == Termination::Cancelled {
                     return Ok(JobEnd::Cancelled);
                 }
-                // Outputs leave only encrypted to the approval's recipients.
-                let mut outputs = Vec::new();
-                let mut files: Vec<(String, PathBuf)> = vec![
-                    ("stdout".into(), run.stdout.clone()),
-                    ("stderr".into(), run.stderr.clone()),
-                ];
-                if run.output_violation.is_none() {
-                    files.extend(
-                        run.outputs
-                            .iter()
-                            .map(|o| (format!("out/{}", o.name), o.path.clone())),
-                    );
-                }
-                for (name, src) in files {
-                    let dst = outbox.join(format!("{name}.age"));
-                    if let Some(p) = dst.parent() {
-                        std::fs::create_dir_all(p).map_err(|source| ControllerError::Io {
-                            path: p.into(),
-                            source,
-                        })?;
-                    }
-                    collective_vault::encrypt_file(&src, &dst, recipients).map_err(|e| {
-                        ControllerError::Store {
-                            message: format!("encrypting output {name}: {e}"),
-                        }
-                    })?;
-                    let (digest, size) = digest_file(&dst)?;
-                    outputs.push(OutputDigest {
-                        name: format!("{name}.age"),
-                        sha256: digest,
-                        size,
-                    });
-                }
-                drop(rd);
                 let mut reason = match &run.termination {
                     Termination::Exited(0) => "exited 0".to_string(),
                     Termination::Exited(c) => format!("exited {c}"),
@@ -1393,12 +1378,71 @@ impl Node {
                     ),
                     Termination::Cancelled => "cancelled".into(),
                 };
-                if let Some(v) = &run.output_violation {
-                    reason.push_str(&format!("; outputs refused: {v}"));
+                if run.memory_limit_hit {
+                    reason.push_str(&format!(
+                        "; memory limit of {} bytes reached",
+                        spec.limits.memory_bytes
+                    ));
+                }
+                // Outputs are refused whole when the job did not succeed
+                // or went over its output limit: a partial result is not
+                // what the DAO approved.
+                let refuse = if !run.termination.success() {
+                    Some("the job did not exit 0".to_string())
+                } else if run.outputs.total > spec.limits.output_bytes {
+                    Some(format!(
+                        "outputs total {} bytes, above the limit of {}",
+                        run.outputs.total, spec.limits.output_bytes
+                    ))
+                } else {
+                    None
+                };
+                let collected = run.outputs.files.len();
+                let dropped = run.outputs.dropped;
+                let missing: Vec<String> = manifest
+                    .outputs
+                    .iter()
+                    .filter(|p| p.is_exact())
+                    .filter(|p| !run.outputs.files.iter().any(|f| f.name == p.as_str()))
+                    .map(|p| p.to_string())
+                    .collect();
+                let stream_dropped = run.stream_bytes_dropped;
+                let exit_status = run.termination.exit_status();
+                let (outbox2, recipients2) = (outbox.clone(), recipients.to_vec());
+                let refuse_files = refuse.is_some();
+                let outputs = tokio::task::spawn_blocking(move || {
+                    crate::outputs::seal(run, outbox2, recipients2, refuse_files)
+                })
+                .await
+                .map_err(|e| ControllerError::Sandbox {
+                    message: format!("sealing outputs: {e}"),
+                })??;
+                drop(rd);
+                match refuse {
+                    Some(why) if collected > 0 => {
+                        reason.push_str(&format!("; {collected} output(s) refused: {why}"))
+                    }
+                    _ => {}
+                }
+                if dropped > 0 {
+                    reason.push_str(&format!(
+                        "; {dropped} undeclared or unsafe entr{} in /out dropped",
+                        if dropped == 1 { "y" } else { "ies" }
+                    ));
+                }
+                if !missing.is_empty() && !refuse_files {
+                    // Names from the manifest, never from the job.
+                    reason.push_str(&format!("; declared but missing: {}", missing.join(", ")));
+                }
+                if stream_dropped > 0 {
+                    reason.push_str(&format!(
+                        "; {stream_dropped} bytes of stdout/stderr beyond {} dropped",
+                        sandbox::MAX_STREAM_BYTES
+                    ));
                 }
                 Ok(JobEnd::Finished {
                     outputs,
-                    exit_status: run.termination.exit_status(),
+                    exit_status,
                     reason,
                 })
             }
