@@ -255,26 +255,6 @@ fn digest_file(path: &Path) -> Result<(String, u64), ControllerError> {
     Ok((hex::encode(h.finalize()), n))
 }
 
-/// Give the sandbox user read access to a private plaintext directory: the
-/// directory stays 0700, owned by the job's uid instead of root.
-fn hand_to_job_user(dir: &Path, job_uid: u32) -> Result<(), ControllerError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    let uid = nix::unistd::Uid::from_raw(job_uid);
-    let gid = nix::unistd::Gid::from_raw(job_uid);
-    for e in walkdir::WalkDir::new(dir).follow_links(false) {
-        let e = e.map_err(|e| ControllerError::Sandbox {
-            message: format!("plaintext dir: {e}"),
-        })?;
-        nix::unistd::chown(e.path(), Some(uid), Some(gid)).map_err(|e2| ControllerError::Io {
-            path: e.path().into(),
-            source: e2.into(),
-        })?;
-    }
-    Ok(())
-}
-
 impl Node {
     /// Load keys, open the log and replay it, connect the repository and the
     /// chain. The chain must answer at start (with the configured chain id);
@@ -1326,14 +1306,6 @@ impl Node {
                     .join("runs")
                     .join(format!("{}-{job}", &tree.sha256[..16]));
                 let rd = RunDir::prepare(&run_dir, mode)?;
-                let job_tree = {
-                    let (rd_dir, src) = (rd.dir.clone(), tree_dir.to_path_buf());
-                    tokio::task::spawn_blocking(move || sandbox::stage_tree(&rd_dir, mode, &src))
-                        .await
-                        .map_err(|e| ControllerError::Sandbox {
-                            message: format!("staging the tree: {e}"),
-                        })??
-                };
                 let plain = collective_vault::decrypt_datasets_into_dir(
                     &rd.plain_base(&i.plain_base),
                     &i.store,
@@ -1345,14 +1317,13 @@ impl Node {
                 .map_err(|e| ControllerError::Store {
                     message: format!("decrypting datasets: {e}"),
                 })?;
-                hand_to_job_user(plain.path(), uid)?;
                 if cancel.is_cancelled() {
                     return Ok(JobEnd::Cancelled);
                 }
                 let limits = gate::limits_of(manifest, &i.cfg.policy);
                 let spec = SandboxSpec {
                     bwrap: i.cfg.sandbox.bwrap.clone(),
-                    tree_dir: job_tree,
+                    tree_dir: tree_dir.to_path_buf(),
                     data_dir: Some(plain.path().to_path_buf()),
                     command: manifest.command.clone(),
                     limits,

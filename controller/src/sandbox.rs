@@ -54,6 +54,7 @@ pub mod collect;
 pub mod fds;
 mod run;
 pub mod seccomp;
+pub mod stage;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,7 +64,7 @@ use serde::Serialize;
 
 pub use cgroup::Cgroups;
 pub use collect::{Collected, Collection};
-pub use run::{check_host, run, stage_tree, RunDir};
+pub use run::{check_host, run, RunDir};
 
 /// The unprivileged identity jobs run as by default (`nobody`).
 pub const JOB_UID: u32 = 65534;
@@ -130,6 +131,18 @@ pub enum SandboxError {
     /// The job's command is empty.
     #[error("the job has no command")]
     EmptyCommand,
+    /// The tree and data hold more entries than the sandbox stages.
+    #[error("the tree and data hold more than {limit} files, directories and links; the sandbox stages at most that many")]
+    TooManyFiles {
+        /// [`stage::MAX_STAGED`].
+        limit: usize,
+    },
+    /// A tree or data path is not UTF-8.
+    #[error("{path}: the name is not UTF-8; rename it (the sandbox stages UTF-8 names only)")]
+    NotUtf8 {
+        /// The host path.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Whether the node runs jobs as root (per-job uids, private tmpfs for
@@ -275,29 +288,48 @@ mod tests {
             mode: Mode::Root,
             cgroup_name: "j".into(),
         };
-        let joined = args::bwrap_args(&s, 2).join(" ");
+        let joined = args::bwrap_args(
+            &s,
+            args::Staged {
+                job: 1 << 20,
+                data: 1 << 20,
+            },
+            2,
+        )
+        .join(" ");
         for needle in [
             "--unshare-net",
             "--unshare-pid",
             "--die-with-parent",
             "--new-session",
             "--clearenv",
-            "--ro-bind /t /job",
+            "--tmpfs /job",
             "--size 1048576 --tmpfs /out",
             "--size 1048576 --tmpfs /tmp",
             "--tmpfs /dev/shm",
             "--remount-ro /dev --remount-ro /",
-            "--add-seccomp-fd 5 --add-seccomp-fd 6",
+            "--add-seccomp-fd 6 --add-seccomp-fd 7",
+            "--args 5 --remount-ro /job --remount-ro /data",
             "--block-fd 4",
             "--reuid=65534",
-            "--nproc=64",
             "--fsize=1048576",
         ] {
             assert!(joined.contains(needle), "missing {needle} in {joined}");
         }
-        assert!(!joined.contains("--bind "), "no writable host bind: {joined}");
+        assert!(
+            !joined.contains("--bind "),
+            "no writable host bind: {joined}"
+        );
         s.mode = Mode::Unprivileged;
-        let b = args::bwrap_args(&s, 2).join(" ");
+        let b = args::bwrap_args(
+            &s,
+            args::Staged {
+                job: 1 << 20,
+                data: 1 << 20,
+            },
+            2,
+        )
+        .join(" ");
         assert!(
             b.contains("--unshare-user --uid 65534 --gid 65534 --disable-userns"),
             "{b}"

@@ -9,8 +9,12 @@ pub const INFO_FD: i32 = 3;
 /// bubblewrap blocks on this before running the job, so the node can
 /// place it in its cgroup and hold `/out` before any job code runs.
 pub const BLOCK_FD: i32 = 4;
+/// The staging arguments (`--args`, NUL-separated; see `stage`).
+pub const STAGE_ARGS_FD: i32 = 5;
 /// First seccomp program; the others follow.
-pub const SECCOMP_FD: i32 = 5;
+pub const SECCOMP_FD: i32 = 6;
+/// First staged file; the others follow.
+pub const STAGE_FD: i32 = 16;
 
 /// `/dev/shm` size: shared memory is memory, so it is small and, like
 /// every tmpfs here, charged to the job's cgroup.
@@ -18,9 +22,19 @@ pub fn shm_bytes(spec: &SandboxSpec) -> u64 {
     (spec.limits.memory_bytes / 4).clamp(1 << 20, 64 << 20)
 }
 
+/// Sizes of the `/job` and `/data` tmpfs mounts the node fills before the
+/// job starts (see `stage`).
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    /// `/job`, in bytes.
+    pub job: u64,
+    /// `/data`, in bytes.
+    pub data: u64,
+}
+
 /// The bwrap argv (without the binary itself), for `seccomp_programs`
 /// programs passed from [`SECCOMP_FD`] on.
-pub fn bwrap_args(spec: &SandboxSpec, seccomp_programs: usize) -> Vec<String> {
+pub fn bwrap_args(spec: &SandboxSpec, staged: Staged, seccomp_programs: usize) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&[
@@ -82,24 +96,36 @@ pub fn bwrap_args(spec: &SandboxSpec, seccomp_programs: usize) -> Vec<String> {
     push(&["--perms", "1777", "--size", &shm, "--tmpfs", "/dev/shm"]);
     push(&["--perms", "1777", "--size", &tmp, "--tmpfs", "/tmp"]);
     push(&["--perms", "1777", "--size", &out, "--tmpfs", "/out"]);
-    let tree = spec.tree_dir.to_string_lossy().to_string();
-    push(&["--ro-bind", &tree, "/job"]);
-    if let Some(d) = &spec.data_dir {
-        let d = d.to_string_lossy().to_string();
-        push(&["--ro-bind", &d, "/data"]);
-    } else {
-        push(&["--dir", "/data"]);
-    }
+    // The tree and the plaintext are copied in by the node (no host path
+    // in the job's mountinfo); see `stage`.
+    let job = staged.job.to_string();
+    let data = staged.data.to_string();
+    push(&["--size", &job, "--tmpfs", "/job"]);
+    push(&["--size", &data, "--tmpfs", "/data"]);
+    push(&["--args", &STAGE_ARGS_FD.to_string()]);
+    push(&["--remount-ro", "/job", "--remount-ro", "/data"]);
     // Nothing else is writable: not the root, not /dev (only /dev/shm).
     push(&["--remount-ro", "/dev", "--remount-ro", "/"]);
     push(&[
-        "--chdir", "/job", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
-        "--setenv", "LANG", "C.UTF-8", "--",
+        "--chdir",
+        "/job",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--",
     ]);
     a.push("/usr/bin/prlimit".into());
     a.push(format!("--cpu={}", l.cpu_seconds));
     a.push(format!("--as={}", l.memory_bytes));
-    a.push(format!("--nproc={}", l.processes));
+    // No RLIMIT_NPROC: it counts every process of the uid (the node's own
+    // threads, other jobs in unprivileged mode); the pids cgroup bounds
+    // this job alone.
     a.push(format!("--fsize={}", l.output_bytes));
     a.push("--core=0".into());
     a.push("--".into());

@@ -173,7 +173,12 @@ impl Cgroups {
     }
 
     /// A fresh cgroup for one job, limits set, no process in it yet.
-    pub fn create(&self, name: &str, memory: u64, processes: u64) -> Result<JobCgroup, SandboxError> {
+    pub fn create(
+        &self,
+        name: &str,
+        memory: u64,
+        processes: u64,
+    ) -> Result<JobCgroup, SandboxError> {
         let dirs: Vec<PathBuf> = match self {
             Cgroups::V2(d) => vec![d.join(name)],
             Cgroups::V1 { memory, pids } => vec![memory.join(name), pids.join(name)],
@@ -293,9 +298,18 @@ impl JobCgroup {
                     matches!((f.next(), f.next()), (Some("max" | "oom_kill"), Some(n)) if n != "0")
                 })
         } else {
-            std::fs::read_to_string(m.join("memory.failcnt"))
-                .map(|s| s.trim() != "0")
-                .unwrap_or(false)
+            // With memory+swap limited too, either counter may be the one
+            // that moves; an OOM kill is counted in `oom_control`.
+            let nonzero = |f: &str| {
+                std::fs::read_to_string(m.join(f))
+                    .map(|s| s.trim() != "0")
+                    .unwrap_or(false)
+            };
+            let oom_kills = std::fs::read_to_string(m.join("memory.oom_control"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| matches!(l.split_once(' '), Some(("oom_kill", n)) if n.trim() != "0"));
+            nonzero("memory.failcnt") || nonzero("memory.memsw.failcnt") || oom_kills
         }
     }
 }

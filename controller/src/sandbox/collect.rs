@@ -106,8 +106,10 @@ pub fn collect(out: &OwnedFd, patterns: &[OutputPattern]) -> Collection {
     for p in patterns {
         by_dir.entry(p.dir()).or_default().push(p);
     }
+    // The top level is always listed, so that whatever the job left there
+    // is counted.
+    by_dir.entry(Vec::new()).or_default();
     let mut found: BTreeMap<String, (std::fs::File, u64)> = BTreeMap::new();
-    let mut seen_top = false;
     for (dir, pats) in &by_dir {
         let mut fd = match rustix::io::dup(out) {
             Ok(fd) => fd,
@@ -117,7 +119,11 @@ pub fn collect(out: &OwnedFd, patterns: &[OutputPattern]) -> Collection {
         for comp in dir {
             match open_beneath(&fd, comp, true) {
                 Ok(next) => fd = next,
-                Err(_) => {
+                Err(e) => {
+                    // Present but not a plain directory (a link, a file).
+                    if e != rustix::io::Errno::NOENT {
+                        c.dropped += 1;
+                    }
                     ok = false;
                     break;
                 }
@@ -128,12 +134,16 @@ pub fn collect(out: &OwnedFd, patterns: &[OutputPattern]) -> Collection {
         }
         let (names, beyond) = list(&fd);
         c.dropped += beyond;
-        if dir.is_empty() {
-            seen_top = true;
-        }
+        // Subdirectories of declared patterns are visited on their own.
+        let children: Vec<&str> = by_dir
+            .keys()
+            .filter(|k| k.len() > dir.len() && k.starts_with(dir))
+            .map(|k| k[dir.len()])
+            .collect();
         for n in names {
             let Some(pat) = pats.iter().find(|p| p.matches_file(&n)) else {
-                if dir.is_empty() {
+                let child = children.iter().any(|c| c.as_bytes() == n.as_slice());
+                if !child {
                     c.dropped += 1;
                 }
                 continue;
@@ -164,13 +174,6 @@ pub fn collect(out: &OwnedFd, patterns: &[OutputPattern]) -> Collection {
             found.insert(full, (std::fs::File::from(h), st.st_size as u64));
         }
     }
-    if !seen_top {
-        // Count (never name) what the job left at the top level.
-        if let Ok(fd) = rustix::io::dup(out) {
-            let (names, beyond) = list(&fd);
-            c.dropped += names.len() + beyond;
-        }
-    }
     for (name, (file, size)) in found {
         c.total = c.total.saturating_add(size);
         c.files.push(Collected { name, file, size });
@@ -184,7 +187,9 @@ mod tests {
     use super::*;
 
     fn pats(xs: &[&str]) -> Vec<OutputPattern> {
-        xs.iter().map(|x| OutputPattern::parse(x).unwrap()).collect()
+        xs.iter()
+            .map(|x| OutputPattern::parse(x).unwrap())
+            .collect()
     }
 
     fn open_dir(p: &std::path::Path) -> OwnedFd {
@@ -208,11 +213,15 @@ mod tests {
             &pats(&["model.json", "shard-*.bin", "m/x.json", "etc/passwd"]),
         );
         let names: Vec<_> = c.files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["m/x.json", "model.json", "shard-1.bin", "shard-2.bin"]);
+        assert_eq!(
+            names,
+            ["m/x.json", "model.json", "shard-1.bin", "shard-2.bin"]
+        );
         assert_eq!(c.total, 1 + 2 + 2 + 3);
         assert_eq!(c.not_regular, 1, "the symlink shard-3.bin");
-        // secret-row-42, m (a dir, undeclared as a file), etc, shard-3
-        assert_eq!(c.dropped, 4);
+        // secret-row-42, etc (a link where a directory is declared),
+        // shard-3; `m` holds a declared output and is not counted.
+        assert_eq!(c.dropped, 3);
     }
 
     #[test]
@@ -230,7 +239,12 @@ mod tests {
     fn undeclared_only_is_counted() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("a\nb"), b"").unwrap();
-        std::fs::write(d.path().join(b"\xff".iter().map(|&b| b as char).collect::<String>()), b"").unwrap();
+        std::fs::write(
+            d.path()
+                .join(b"\xff".iter().map(|&b| b as char).collect::<String>()),
+            b"",
+        )
+        .unwrap();
         let c = collect(&open_dir(d.path()), &[]);
         assert!(c.files.is_empty());
         assert_eq!(c.dropped, 2);

@@ -42,6 +42,39 @@ pub fn cloexec_all() -> usize {
     changed
 }
 
+/// An in-memory file holding `bytes`, positioned at the start:
+/// how the node hands bubblewrap its seccomp programs and arguments.
+pub fn memfd(
+    name: &std::ffi::CStr,
+    bytes: &[u8],
+) -> Result<std::os::fd::OwnedFd, super::SandboxError> {
+    use std::io::{Seek, Write};
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .map_err(|e| super::SandboxError::Setup {
+            what: "creating an in-memory file for bubblewrap",
+            source: e.into(),
+        })?;
+    let mut f = std::fs::File::from(fd);
+    let io = |source| super::SandboxError::Setup {
+        what: "writing an in-memory file for bubblewrap",
+        source,
+    };
+    f.write_all(bytes).map_err(io)?;
+    f.rewind().map_err(io)?;
+    Ok(f.into())
+}
+
+/// Raises the soft descriptor limit to the hard one: each staged file is a
+/// descriptor while bubblewrap starts (at most `stage::MAX_STAGED`).
+pub fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument, warn};
 
-use super::{args, collect, fds, seccomp};
+use super::{args, collect, fds, seccomp, stage};
 use super::{Cgroups, Mode, SandboxError, SandboxRun, SandboxSpec, Termination};
 use super::{KILL_WAIT, MAX_STREAM_BYTES};
 
@@ -70,7 +70,6 @@ impl RunDir {
         })
     }
 
-
     /// Where plaintext goes: inside the private tmpfs in root mode.
     pub fn plain_base(&self, fallback: &Path) -> PathBuf {
         if self.mounted {
@@ -92,41 +91,6 @@ impl Drop for RunDir {
     }
 }
 
-/// The tree to mount at `/job`: in root mode a copy inside the run's
-/// private tmpfs (so no host path shows in the job's mountinfo), else
-/// `tree` itself. Blocking.
-pub fn stage_tree(run_dir: &Path, mode: Mode, tree: &Path) -> Result<PathBuf, crate::ControllerError> {
-    if mode != Mode::Root {
-        return Ok(tree.to_path_buf());
-    }
-    let dst = run_dir.join("job");
-    copy_tree(tree, &dst)?;
-    Ok(dst)
-}
-
-/// Copies a materialized tree without following links (links are copied
-/// as links; they resolve inside the sandbox, against its own root).
-fn copy_tree(src: &Path, dst: &Path) -> Result<(), crate::ControllerError> {
-    for entry in walkdir::WalkDir::new(src).follow_links(false) {
-        let entry = entry.map_err(|e| crate::ControllerError::Io {
-            path: src.to_path_buf(),
-            source: e.into(),
-        })?;
-        let rel = entry.path().strip_prefix(src).expect("beneath src");
-        let to = dst.join(rel);
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            std::fs::create_dir_all(&to).map_err(io_at(&to))?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(io_at(entry.path()))?;
-            std::os::unix::fs::symlink(target, &to).map_err(io_at(&to))?;
-        } else if ft.is_file() {
-            std::fs::copy(entry.path(), &to).map_err(io_at(&to))?;
-        }
-    }
-    Ok(())
-}
-
 /// Checks that this host can give jobs every guarantee the sandbox makes
 /// in `mode`, by running a probe sandbox; returns the cgroups jobs go in.
 pub async fn check_host(
@@ -142,6 +106,7 @@ pub async fn check_host(
     }
     let cg = Cgroups::detect(cgroups)?;
     fds::cloexec_all();
+    fds::raise_nofile();
     let tree = tempfile::tempdir().map_err(|source| SandboxError::Setup {
         what: "creating the probe tree",
         source,
@@ -207,12 +172,19 @@ async fn read_child_pid(info: OwnedFd) -> Option<u32> {
     let text = tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let mut s = String::new();
-        let _ = std::fs::File::from(info).take(64 * 1024).read_to_string(&mut s);
+        let _ = std::fs::File::from(info)
+            .take(64 * 1024)
+            .read_to_string(&mut s);
         s
     });
-    let text = tokio::time::timeout(Duration::from_secs(30), text).await.ok()?.ok()?;
+    let text = tokio::time::timeout(Duration::from_secs(30), text)
+        .await
+        .ok()?
+        .ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("child-pid")?.as_u64().and_then(|p| u32::try_from(p).ok())
+    v.get("child-pid")?
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
 }
 
 /// The sandbox's `/out`, opened through `/proc/<pid>/root` once bwrap has
@@ -254,7 +226,20 @@ pub async fn run(
     let l = &spec.limits;
     let cg = cgroups.create(&spec.cgroup_name, l.memory_bytes, l.processes)?;
     let programs = seccomp::programs()?;
-    let argv = args::bwrap_args(spec, programs.len());
+    let staging = {
+        let (t, d) = (spec.tree_dir.clone(), spec.data_dir.clone());
+        tokio::task::spawn_blocking(move || stage::plan(&t, d.as_deref(), args::STAGE_FD))
+            .await
+            .map_err(|e| SandboxError::Setup {
+                what: "planning the tree and data copy",
+                source: std::io::Error::other(e),
+            })??
+    };
+    let staged = args::Staged {
+        job: staging.job_bytes,
+        data: staging.data_bytes,
+    };
+    let argv = args::bwrap_args(spec, staged, programs.len());
     debug!(?argv, "bwrap");
     let (info_r, info_w) = pipe()?;
     let (block_r, block_w) = pipe()?;
@@ -268,6 +253,16 @@ pub async fn run(
             child_fd: args::BLOCK_FD,
         },
     ];
+    maps.push(FdMapping {
+        parent_fd: fds::memfd(c"collective-stage-args", &staging.args)?,
+        child_fd: args::STAGE_ARGS_FD,
+    });
+    for (i, fd) in staging.fds.into_iter().enumerate() {
+        maps.push(FdMapping {
+            parent_fd: fd,
+            child_fd: args::STAGE_FD + i as i32,
+        });
+    }
     for (i, p) in programs.iter().enumerate() {
         maps.push(FdMapping {
             parent_fd: seccomp::program_fd(p)?,
@@ -319,8 +314,8 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     };
-    let out: Result<OwnedFd, Option<SandboxError>> = setup.await;
-    let out = match out {
+    let held: Result<OwnedFd, Option<SandboxError>> = setup.await;
+    let out = match held {
         Ok(out) => out,
         Err(e) => {
             cg.kill();

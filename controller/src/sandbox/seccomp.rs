@@ -38,7 +38,6 @@
 //! answer to those).
 
 use std::collections::BTreeMap;
-use std::io::{Seek, Write};
 use std::os::fd::OwnedFd;
 
 use seccompiler::{
@@ -114,11 +113,7 @@ fn always_denied() -> Vec<i64> {
         libc::SYS_vhangup,
     ];
     #[cfg(target_arch = "x86_64")]
-    v.extend([
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
-        libc::SYS_lookup_dcookie,
-    ]);
+    v.extend([libc::SYS_iopl, libc::SYS_ioperm, libc::SYS_lookup_dcookie]);
     v
 }
 
@@ -158,10 +153,7 @@ pub fn deny_program() -> Result<BpfProgram, SandboxError> {
     };
     rules.insert(
         libc::SYS_ioctl,
-        vec![
-            ioctl_cmd(libc::TIOCSTI)?,
-            ioctl_cmd(libc::TIOCLINUX as u64)?,
-        ],
+        vec![ioctl_cmd(libc::TIOCSTI)?, ioctl_cmd(libc::TIOCLINUX)?],
     );
     let mode_rules = |arg: u8| -> Result<Vec<SeccompRule>, SandboxError> {
         [libc::S_ISUID as u64, libc::S_ISGID as u64]
@@ -248,22 +240,7 @@ pub fn to_bytes(p: &BpfProgram) -> Vec<u8> {
 /// A sealed-in-memory file holding one program, positioned at 0, for
 /// `--add-seccomp-fd`.
 pub fn program_fd(p: &BpfProgram) -> Result<OwnedFd, SandboxError> {
-    let fd = nix::sys::memfd::memfd_create(
-        c"collective-seccomp",
-        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
-    )
-    .map_err(|e| SandboxError::Setup {
-        what: "creating the seccomp program file",
-        source: e.into(),
-    })?;
-    let mut f = std::fs::File::from(fd);
-    let io = |source| SandboxError::Setup {
-        what: "writing the seccomp program",
-        source,
-    };
-    f.write_all(&to_bytes(p)).map_err(io)?;
-    f.rewind().map_err(io)?;
-    Ok(OwnedFd::from(f))
+    super::fds::memfd(c"collective-seccomp", &to_bytes(p))
 }
 
 #[cfg(test)]
@@ -280,7 +257,12 @@ mod tests {
         }
         // The deny list names every syscall it promises.
         let denied = always_denied();
-        for nr in [libc::SYS_unshare, libc::SYS_ptrace, libc::SYS_bpf, libc::SYS_mount] {
+        for nr in [
+            libc::SYS_unshare,
+            libc::SYS_ptrace,
+            libc::SYS_bpf,
+            libc::SYS_mount,
+        ] {
             assert!(denied.contains(&nr));
         }
     }

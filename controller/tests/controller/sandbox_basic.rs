@@ -19,7 +19,12 @@ print('uid', os.getuid(), 'env', sorted(os.environ.keys()))
     .outputs(&["result.txt"])
     .run()
     .await;
-    assert_eq!(r.run.termination, Termination::Exited(0), "stderr: {}", r.err);
+    assert_eq!(
+        r.run.termination,
+        Termination::Exited(0),
+        "stderr: {}",
+        r.err
+    );
     assert!(r.out.contains("uid 65534"), "{}", r.out);
     assert!(!r.out.contains("CARGO"), "environment leaked: {}", r.out);
     assert_eq!(r.names(), ["result.txt"]);
@@ -48,7 +53,10 @@ except Exception as e:
     .await;
     assert!(r.out.contains("refused"), "{} {}", r.out, r.err);
     assert_eq!(r.run.termination, Termination::Exited(3));
-    assert!(listener.accept().is_err(), "the host listener saw a connection");
+    assert!(
+        listener.accept().is_err(),
+        "the host listener saw a connection"
+    );
 }
 
 #[tokio::test]

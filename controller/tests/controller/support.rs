@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use collective_controller::sandbox::{
-    self, Cgroups, Mode, SandboxLimits, SandboxRun, SandboxSpec,
-};
+use collective_controller::sandbox::{self, Cgroups, Mode, SandboxLimits, SandboxRun, SandboxSpec};
 use collective_policy::OutputPattern;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +32,10 @@ pub fn cgroups() -> &'static Cgroups {
 
 pub fn require_tools() {
     for p in ["/usr/bin/bwrap", "/usr/bin/python3"] {
-        assert!(Path::new(p).exists(), "{p} is required (apt-get install bubblewrap python3)");
+        assert!(
+            Path::new(p).exists(),
+            "{p} is required (apt-get install bubblewrap python3)"
+        );
     }
 }
 
@@ -96,7 +97,12 @@ pub struct Ran {
 
 impl Ran {
     pub fn names(&self) -> Vec<&str> {
-        self.run.outputs.files.iter().map(|f| f.name.as_str()).collect()
+        self.run
+            .outputs
+            .files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect()
     }
     pub fn read(&mut self, name: &str) -> Vec<u8> {
         use std::io::Read;
@@ -115,7 +121,10 @@ impl Ran {
 
 impl Job {
     pub fn outputs(mut self, xs: &[&str]) -> Job {
-        self.outputs = xs.iter().map(|x| OutputPattern::parse(x).unwrap()).collect();
+        self.outputs = xs
+            .iter()
+            .map(|x| OutputPattern::parse(x).unwrap())
+            .collect();
         self
     }
     pub fn limits(mut self, f: impl FnOnce(&mut SandboxLimits)) -> Job {

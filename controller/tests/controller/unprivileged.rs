@@ -24,12 +24,16 @@ fn delegate() -> Vec<PathBuf> {
             }
         }
     }
-    assert_eq!(dirs.len(), 2, "this test needs cgroup v1 memory and pids hierarchies");
+    assert_eq!(
+        dirs.len(),
+        2,
+        "this test needs cgroup v1 memory and pids hierarchies"
+    );
     for d in &dirs {
         std::fs::create_dir_all(d).unwrap();
-        for entry in std::iter::once(d.clone()).chain(
-            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()),
-        ) {
+        for entry in std::iter::once(d.clone())
+            .chain(std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        {
             nix::unistd::chown(
                 &entry,
                 Some(nix::unistd::Uid::from_raw(USER)),
@@ -77,11 +81,17 @@ fn unprivileged_node_passes_the_sandbox_suite() {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "unprivileged suite failed:\n{text}\n{err}");
+    assert!(
+        out.status.success(),
+        "unprivileged suite failed:\n{text}\n{err}"
+    );
     let passed: usize = text
         .lines()
         .filter_map(|l| l.strip_prefix("test result: ok. "))
         .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
         .sum();
-    assert!(passed >= 15, "too few sandbox tests ran unprivileged ({passed}):\n{text}");
+    assert!(
+        passed >= 15,
+        "too few sandbox tests ran unprivileged ({passed}):\n{text}"
+    );
 }
