@@ -296,7 +296,7 @@ impl JobRepo {
 }
 
 /// A batch job reading every dataset and writing a summary.
-pub const STATS_JOB_YAML: &str = "kind: batch\ncommand: [/usr/bin/python3, /job/jobs/stats/run.py]\ndatasets: all\nlimits:\n  wall_seconds: 60\n  memory_bytes: 1073741824\n  output_bytes: 1048576\n";
+pub const STATS_JOB_YAML: &str = "kind: batch\ncommand: [/usr/bin/python3, /job/jobs/stats/run.py]\ndatasets: all\noutputs: [result.json]\nlimits:\n  wall_seconds: 60\n  memory_bytes: 1073741824\n  output_bytes: 1048576\n";
 pub const STATS_JOB_PY: &str = r#"import os, json
 files = sorted(os.listdir('/data'))
 total = 0

@@ -167,18 +167,23 @@ impl Cgroups {
                 mk(pids)?;
             }
         }
-        let probe = self.create(&format!("probe-{}", std::process::id()), 64 << 20, 16)?;
+        let probe = self.create("probe", 64 << 20, 16)?;
         drop(probe);
         Ok(())
     }
 
     /// A fresh cgroup for one job, limits set, no process in it yet.
+    /// `name` is made unique (process id and a counter): several nodes, or
+    /// runs of one job, may share the parent.
     pub fn create(
         &self,
         name: &str,
         memory: u64,
         processes: u64,
     ) -> Result<JobCgroup, SandboxError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = &format!("{name}-{}-{n}", std::process::id());
         let dirs: Vec<PathBuf> = match self {
             Cgroups::V2(d) => vec![d.join(name)],
             Cgroups::V1 { memory, pids } => vec![memory.join(name), pids.join(name)],

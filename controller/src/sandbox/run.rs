@@ -130,7 +130,7 @@ pub async fn check_host(
         uid: super::JOB_UID_BASE - 1,
         outputs: vec![collective_policy::OutputPattern::parse("probe").expect("valid")],
         mode,
-        cgroup_name: format!("check-{}", std::process::id()),
+        cgroup_name: "check".into(),
     };
     let r = run(&spec, &cg, CancellationToken::new()).await?;
     if !r.termination.success() || r.outputs.files.len() != 1 {

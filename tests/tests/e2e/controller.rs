@@ -510,6 +510,8 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
     let mem = "x=bytearray(2*1024*1024*1024)".to_string();
     let sleep = "import time\ntime.sleep(100)".to_string();
     let big = "open('/out/big','wb').write(b'x'*(1024*1024))".to_string();
+    let names = "import os\nopen('/out/result.json','w').write('{}')\nfor n in ['ROW-'+'al'+'ice-diabetic','a\\nb']:\n  open('/out/'+n,'w').write('x')\nos.close(os.open(b'/out/\\xff\\xfe', os.O_CREAT|os.O_WRONLY))".to_string();
+    let many = "for i in range(10000):\n  open('/out/f%05d' % i,'w').close()".to_string();
     let jobs = [
         ("net", job(&net, wall)),
         ("keys", job(&keys, wall)),
@@ -527,6 +529,8 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
             "bigout",
             job(&big, "  wall_seconds: 20\n  output_bytes: 65536\n"),
         ),
+        ("names", job(&names, wall) + "outputs: [result.json]\n"),
+        ("many", job(&many, wall) + "outputs: ['f*']\n"),
     ];
     let repo = JobRepo::init(&tmp.path().join("repo"))?;
     let mut files: Vec<(String, Option<String>)> = jobs
@@ -553,7 +557,7 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
             .into_iter()
             .filter(|r| r["decision"] == "job-finished")
             .collect();
-        (fin.len() == 8).then_some(fin)
+        (fin.len() == 10).then_some(fin)
     })
     .await?;
     let get = |name: &str| finished.iter().find(|r| r["job"] == name).cloned().unwrap();
@@ -600,9 +604,43 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
         .unwrap()
         .iter()
         .any(|o| o["name"] == "out/big.age"));
+    // Only declared names leave the sandbox; the rest is counted, never
+    // named, anywhere the node writes or serves.
+    let names = get("names");
+    let outs: Vec<&str> = names["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert!(outs.contains(&"out/result.json.age"), "{names}");
+    assert!(!outs.iter().any(|o| o.contains("alice")), "{names}");
+    assert!(names.to_string().contains("3 undeclared or unsafe"), "{names}");
+    let runs_json = serde_json::to_string(&node.runs().await?)?;
+    assert!(!runs_json.contains("alice"), "a job-chosen name reached /v1/runs");
+    for e in walkdir::WalkDir::new(&dirs.root).into_iter().flatten() {
+        if e.file_type().is_file() {
+            let body = std::fs::read(e.path())?;
+            assert!(
+                !body.windows(5).any(|w| w == b"alice") && !e.path().to_string_lossy().contains("alice"),
+                "a job-chosen name reached {}",
+                e.path().display()
+            );
+        }
+    }
+    // Ten thousand outputs: a bounded entry, logged, and the log verifies.
+    let many = get("many");
+    let n = many["outputs"].as_array().unwrap().len();
+    assert!(n <= 64 + 2, "{n} outputs logged");
+    assert!(many.to_string().len() < 64 * 1024, "entry of {} bytes", many.to_string().len());
     // The node kept working: the honest job of the same tree succeeded.
     assert_eq!(get("stats")["exit_status"], 0, "{}", get("stats"));
     assert!(node.get("/v1/status").await?["last_error"].is_null());
+    let vkey = node_keys().log_verifier_key("collective.test/node")?;
+    let out = std::process::Command::new(collective_bin())
+        .args(["audit", "--log", &format!("{}/log/", node.url), "--log-key", &vkey])
+        .output()?;
+    assert!(out.status.success(), "audit after hostile jobs: {}", String::from_utf8_lossy(&out.stderr));
     node.stop().await;
     Ok(())
 }
