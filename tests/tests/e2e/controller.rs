@@ -615,14 +615,21 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
         .collect();
     assert!(outs.contains(&"out/result.json.age"), "{names}");
     assert!(!outs.iter().any(|o| o.contains("alice")), "{names}");
-    assert!(names.to_string().contains("3 undeclared or unsafe"), "{names}");
+    assert!(
+        names.to_string().contains("3 undeclared or unsafe"),
+        "{names}"
+    );
     let runs_json = serde_json::to_string(&node.runs().await?)?;
-    assert!(!runs_json.contains("alice"), "a job-chosen name reached /v1/runs");
+    assert!(
+        !runs_json.contains("alice"),
+        "a job-chosen name reached /v1/runs"
+    );
     for e in walkdir::WalkDir::new(&dirs.root).into_iter().flatten() {
         if e.file_type().is_file() {
             let body = std::fs::read(e.path())?;
             assert!(
-                !body.windows(5).any(|w| w == b"alice") && !e.path().to_string_lossy().contains("alice"),
+                !body.windows(5).any(|w| w == b"alice")
+                    && !e.path().to_string_lossy().contains("alice"),
                 "a job-chosen name reached {}",
                 e.path().display()
             );
@@ -632,15 +639,29 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
     let many = get("many");
     let n = many["outputs"].as_array().unwrap().len();
     assert!(n <= 64 + 2, "{n} outputs logged");
-    assert!(many.to_string().len() < 64 * 1024, "entry of {} bytes", many.to_string().len());
+    assert!(
+        many.to_string().len() < 64 * 1024,
+        "entry of {} bytes",
+        many.to_string().len()
+    );
     // The node kept working: the honest job of the same tree succeeded.
     assert_eq!(get("stats")["exit_status"], 0, "{}", get("stats"));
     assert!(node.get("/v1/status").await?["last_error"].is_null());
     let vkey = node_keys().log_verifier_key("collective.test/node")?;
     let out = std::process::Command::new(collective_bin())
-        .args(["audit", "--log", &format!("{}/log/", node.url), "--log-key", &vkey])
+        .args([
+            "audit",
+            "--log",
+            &format!("{}/log/", node.url),
+            "--log-key",
+            &vkey,
+        ])
         .output()?;
-    assert!(out.status.success(), "audit after hostile jobs: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "audit after hostile jobs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     node.stop().await;
     Ok(())
 }

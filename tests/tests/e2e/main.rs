@@ -4,3 +4,4 @@
 
 mod controller;
 mod requester_flow;
+mod unprivileged;
