@@ -8,11 +8,12 @@
 //!   listening; no reach to the host's loopback services.
 //! - **The node's files** (keys, log, repository, other runs): a new mount
 //!   namespace whose root is an empty, read-only tmpfs holding `/usr` (and
-//!   the `/bin`, `/lib*` links) read-only, the tree read-only at `/job`,
-//!   the job's plaintext read-only at `/data`, and sized tmpfs mounts at
-//!   `/out`, `/tmp` and `/dev/shm`. Nothing else of the host is mounted.
-//!   As root, `/job` and `/data` are copies inside a private tmpfs, so no
-//!   host path appears in the job's `/proc/self/mountinfo`.
+//!   the `/bin`, `/lib*` links) read-only, a copy of the tree at `/job`
+//!   and of the job's plaintext at `/data` (sized tmpfs mounts bubblewrap
+//!   fills and remounts read-only before the job starts, [`stage`]), and
+//!   sized tmpfs mounts at `/out`, `/tmp` and `/dev/shm`. Nothing else of
+//!   the host is mounted, and no host path of the node's appears in the
+//!   job's `/proc/self/mountinfo`, in either mode.
 //! - **Other processes**: new pid/ipc/uts/cgroup namespaces; a seccomp
 //!   filter ([`seccomp`]) denies ptrace, `process_vm_*`, new namespaces,
 //!   mounts, keyrings, bpf, perf, userfaultfd, io_uring, kexec, modules,
@@ -29,7 +30,8 @@
 //!   rlimits bound CPU seconds, per-process address space and file size;
 //!   the wall clock is enforced by killing the cgroup. `/out`, `/tmp` and
 //!   `/dev/shm` are bounded in bytes while the job runs (tmpfs `size=`),
-//!   and their inodes are kernel memory charged to the same cgroup.
+//!   and their inodes are kernel memory charged to the same cgroup. No
+//!   `RLIMIT_NPROC`: it counts every process of a uid across the host.
 //! - **Outputs** ([`collect`]): `/out` is held open by the node from
 //!   before the job starts; outputs are read only after the job's cgroup
 //!   is empty (every process gone), only under names the manifest
@@ -44,9 +46,11 @@
 //!
 //! Not covered: kernel vulnerabilities reachable through allowed syscalls
 //! (gVisor is the stronger runtime for that), covert timing channels
-//! between jobs, the sizes and timing of outputs (public by design), and
-//! in unprivileged mode the host paths of `/job` and `/data` (bind
-//! mounts; the node cannot mount a private tmpfs there).
+//! between jobs, the sizes and timing of outputs (public by design), the
+//! read-only system paths (`/usr` and its links) shown in mountinfo, and
+//! in unprivileged mode the plaintext staged on the host disk for the
+//! copy (in a 0700 directory of the node's user; as root it is a private
+//! tmpfs).
 
 pub mod args;
 pub mod cgroup;
