@@ -1241,16 +1241,23 @@ impl Node {
         } = ctx;
         let i = &self.inner;
         let outbox = i.cfg.paths.outbox_dir.join(&tree.sha256).join(job);
-        if outbox.exists() {
-            std::fs::remove_dir_all(&outbox).map_err(|source| ControllerError::Io {
+        {
+            // A previous run's outputs can be many and large: off the runtime.
+            let dir = outbox.clone();
+            tokio::task::spawn_blocking(move || {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                std::fs::create_dir_all(&dir)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|source| ControllerError::Io {
                 path: outbox.clone(),
                 source,
             })?;
         }
-        std::fs::create_dir_all(&outbox).map_err(|source| ControllerError::Io {
-            path: outbox.clone(),
-            source,
-        })?;
         let excluded: HashSet<String> = HashSet::new();
         match manifest.kind {
             JobKind::Export => {
@@ -1333,8 +1340,9 @@ impl Node {
                     cgroup_name: format!("job-{}-{job}", &tree.sha256[..16]),
                 };
                 let run = sandbox::run(&spec, &i.cgroups, cancel.clone()).await;
-                // Plaintext inputs go as soon as the sandbox is gone.
-                drop(plain);
+                // Plaintext inputs go as soon as the sandbox is gone (off
+                // the runtime: a dataset can be large).
+                let _ = tokio::task::spawn_blocking(move || drop(plain)).await;
                 let run = run?;
                 if run.termination == Termination::Cancelled {
                     return Ok(JobEnd::Cancelled);
