@@ -197,7 +197,7 @@ pub fn now_rfc3339() -> String {
 
 /// in-toto ResourceDescriptor (only the fields this log uses).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown fields are ignored: in-toto consumers MUST, DSSE allows.
 pub struct ResourceDescriptor {
     /// `tree` or `commit`.
     pub name: String,
@@ -207,7 +207,7 @@ pub struct ResourceDescriptor {
 
 /// in-toto Statement v1 with our predicate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown fields are ignored: in-toto consumers MUST, DSSE allows.
 pub struct Statement {
     /// Always [`STATEMENT_TYPE`].
     #[serde(rename = "_type")]
@@ -309,7 +309,7 @@ fn check_hex(field: &'static str, v: &str, lens: &[usize]) -> Result<(), AttestE
 
 /// DSSE envelope (JSON form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown fields are ignored: in-toto consumers MUST, DSSE allows.
 pub struct Envelope {
     /// base64 (standard, padded) of the statement JSON.
     pub payload: String,
@@ -322,7 +322,7 @@ pub struct Envelope {
 
 /// One DSSE signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown fields are ignored: in-toto consumers MUST, DSSE allows.
 pub struct EnvelopeSignature {
     /// The signed-note key id (8 hex) of the log key.
     pub keyid: String,
@@ -381,6 +381,17 @@ pub fn sign_statement(
     Ok(bytes)
 }
 
+/// Base64 as DSSE allows it: standard or URL-safe alphabet, padded or not.
+fn b64_any(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
+    let cfg = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    GeneralPurpose::new(&base64::alphabet::STANDARD, cfg)
+        .decode(s)
+        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, cfg).decode(s))
+}
+
 /// Opens an encoded entry: parses the envelope, checks the payload type,
 /// verifies the signature (strict Ed25519) and parses the statement.
 /// `index` is only used in error messages.
@@ -394,31 +405,26 @@ pub fn open_entry(bytes: &[u8], key: &VerifyingKey, index: u64) -> Result<Statem
             env.payload_type
         )));
     }
-    let payload = BASE64_STANDARD
-        .decode(&env.payload)
-        .map_err(|e| bad(format!("payload is not base64: {e}")))?;
+    let payload = b64_any(&env.payload).map_err(|e| bad(format!("payload is not base64: {e}")))?;
     if env.signatures.is_empty() {
         return Err(bad("envelope has no signature".into()));
     }
     let message = pae(&env.payload_type, &payload);
-    // Exactly one signature by the log key is required; any signature that
-    // is not the log key's fails the entry rather than being ignored.
-    let mut verified = false;
-    for s in &env.signatures {
-        let raw = BASE64_STANDARD
-            .decode(&s.sig)
-            .map_err(|e| bad(format!("signature is not base64: {e}")))?;
-        let sig = ed25519_dalek::Signature::from_slice(&raw)
-            .map_err(|e| bad(format!("signature is malformed: {e}")))?;
-        key.verify_strict(&message, &sig).map_err(|_| {
-            bad(format!(
-                "envelope signature (keyid {}) does not verify under the log key",
-                s.keyid
-            ))
-        })?;
-        verified = true;
+    // DSSE verification is t-of-n over known keys (here t = 1, the log
+    // key): signatures by other keys, or that do not parse, do not count
+    // and do not fail the entry; at least one must verify.
+    let verified = env.signatures.iter().any(|s| {
+        b64_any(&s.sig)
+            .ok()
+            .and_then(|raw| ed25519_dalek::Signature::from_slice(&raw).ok())
+            .is_some_and(|sig| key.verify_strict(&message, &sig).is_ok())
+    });
+    if !verified {
+        return Err(bad(format!(
+            "envelope signature does not verify under the log key (none of {} verifies)",
+            env.signatures.len()
+        )));
     }
-    debug_assert!(verified);
     let st: Statement = serde_json::from_slice(&payload)
         .map_err(|e| bad(format!("statement does not parse: {e}")))?;
     if st.type_ != STATEMENT_TYPE {
@@ -503,6 +509,56 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("payload type"));
+    }
+
+    #[test]
+    fn dsse_and_in_toto_tolerance_is_as_the_specs_say() {
+        let st = Statement::new(&subject(), Predicate::new(Decision::Deployed, "ok")).unwrap();
+        let bytes = sign_statement(&st, &key(1), "k").unwrap();
+        let vk = key(1).verifying_key();
+        let env: Envelope = serde_json::from_slice(&bytes).unwrap();
+        let raw = BASE64_STANDARD.decode(&env.payload).unwrap();
+        // URL-safe, unpadded base64 of payload and signature: accepted.
+        let mut url = env.clone();
+        url.payload = base64::prelude::BASE64_URL_SAFE_NO_PAD.encode(&raw);
+        let sig = BASE64_STANDARD.decode(&env.signatures[0].sig).unwrap();
+        url.signatures[0].sig = base64::prelude::BASE64_URL_SAFE_NO_PAD.encode(&sig);
+        assert_eq!(
+            open_entry(&serde_json::to_vec(&url).unwrap(), &vk, 0).unwrap(),
+            st
+        );
+        // An extra valid signature by another key, before ours: accepted.
+        let mut extra = env.clone();
+        let other = key(9).sign(&pae(&env.payload_type, &raw));
+        extra.signatures.insert(
+            0,
+            EnvelopeSignature {
+                keyid: "other".into(),
+                sig: BASE64_STANDARD.encode(other.to_bytes()),
+            },
+        );
+        assert_eq!(
+            open_entry(&serde_json::to_vec(&extra).unwrap(), &vk, 0).unwrap(),
+            st
+        );
+        // Only other keys' signatures: refused.
+        extra.signatures.truncate(1);
+        let e = open_entry(&serde_json::to_vec(&extra).unwrap(), &vk, 0).unwrap_err();
+        assert!(e.to_string().contains("does not verify"), "{e}");
+        // Unknown fields in the in-toto Statement and subject: ignored, when
+        // signed (the signature still covers every byte).
+        let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        v["futureField"] = serde_json::json!({"x": 1});
+        v["subject"][0]["annotations"] = serde_json::json!({"a": "b"});
+        let payload = serde_json::to_vec(&v).unwrap();
+        let sig = key(1).sign(&pae(&env.payload_type, &payload));
+        let mut unk = env.clone();
+        unk.payload = BASE64_STANDARD.encode(&payload);
+        unk.signatures[0].sig = BASE64_STANDARD.encode(sig.to_bytes());
+        assert_eq!(
+            open_entry(&serde_json::to_vec(&unk).unwrap(), &vk, 0).unwrap(),
+            st
+        );
     }
 
     #[test]

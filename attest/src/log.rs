@@ -7,13 +7,18 @@
 //!   the same way. `append` returns only after the checkpoint's directory is
 //!   synced, so an acknowledged entry survives kill -9 and power loss.
 //! - A tile path names its width (`.p/W`), so the tiles a committed
-//!   checkpoint needs are never overwritten by a later append; superseded
-//!   partial tiles are deleted only after the newer checkpoint is durable.
-//!   Hence after any crash the on-disk checkpoint is still provable.
+//!   checkpoint needs are never overwritten by a later append. As C2SP
+//!   tlog-tiles requires, the partial tiles of every checkpoint ever
+//!   produced stay until the full tile exists (then they are deleted, after
+//!   the checkpoint naming the full tile is durable): a client holding an
+//!   older or an anchored checkpoint can still prove against it, and one
+//!   that read a checkpoint just before an append gets no 404. Hence after
+//!   any crash the on-disk checkpoint, and every earlier one, is provable.
 //! - `open` re-proves the checkpoint from the tiles (root recomputed,
 //!   signature checked under the caller's key) and refuses a log that cannot
 //!   prove it; then it deletes the partial tail a crashed append left behind
-//!   (tiles wider than, or beyond, the committed tree, and temp files).
+//!   (tiles beyond the committed tree, partials whose full tile is
+//!   committed, and temp files).
 //!   A log never serves a checkpoint it cannot prove.
 
 use std::cell::RefCell;
@@ -356,24 +361,21 @@ impl Log {
             return Err(e);
         }
 
-        // The new checkpoint is durable: superseded partial tiles may go.
+        // The new checkpoint is durable. C2SP tlog-tiles: the partial tiles
+        // of every checkpoint stay served until the full tile exists; so
+        // only a tile that just became full retires its partials.
         let mut cache = cache.into_inner();
         cache.clear();
         for (tile, data) in &writes {
             if !tile.is_data() {
                 cache.insert(c2sp_path(tile), data.clone());
             }
-            let level_old = if tile.is_data() {
-                hash_tile(0, tile.level_index(), old)
-            } else {
-                hash_tile(tile.level(), tile.level_index(), old)
-            };
-            if let Some(mut prev) = level_old {
-                if u64::from(prev.width()) < TILE_WIDTH && prev.width() != tile.width() {
-                    if tile.is_data() {
-                        prev.set_is_data();
+            if u64::from(tile.width()) == TILE_WIDTH {
+                let partials = self.dir.join(format!("{}.p", c2sp_path(tile)));
+                if partials.exists() {
+                    if let Err(e) = fs::remove_dir_all(&partials) {
+                        tracing::warn!(path = %partials.display(), error = %e, "removing partial tiles superseded by a full tile");
                     }
-                    let _ = fs::remove_file(self.dir.join(c2sp_path(&prev)));
                 }
             }
         }
@@ -554,8 +556,14 @@ impl Log {
         let Ok(t) = Tile::from_path(&crate_path) else {
             return false;
         };
+        if t.is_data() && t.level() != 0 {
+            return false;
+        }
+        // Kept: every tile of a tree size up to the committed one (older
+        // checkpoints' partial tiles), unless its full tile is committed.
         match hash_tile(t.level(), t.level_index(), self.size) {
-            Some(c) => (!t.is_data() || t.level() == 0) && c.width() == t.width(),
+            Some(c) if c.width() as u64 == TILE_WIDTH => t.width() == c.width(),
+            Some(c) => t.width() <= c.width(),
             None => false,
         }
     }

@@ -192,8 +192,27 @@ pub fn read_tile(src: &dyn TileSource, tile: &Tile) -> Result<Vec<u8>, AttestErr
     }
     if u64::from(tile.width()) < TILE_WIDTH {
         let full = full_path(tile);
-        if let Some(b) = src.read(&full)? {
+        if let Some(mut b) = src.read(&full)? {
             if unit == 0 {
+                // The first `width` entries of the full bundle.
+                let mut at = 0usize;
+                for _ in 0..tile.width() {
+                    let Some(len) = b.get(at..at + 2) else {
+                        return Err(AttestError::Bundle {
+                            path: full,
+                            reason: "full entry bundle is shorter than the partial it replaces"
+                                .into(),
+                        });
+                    };
+                    at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+                }
+                if at > b.len() {
+                    return Err(AttestError::Bundle {
+                        path: full,
+                        reason: "full entry bundle is truncated".into(),
+                    });
+                }
+                b.truncate(at);
                 return Ok(b);
             }
             let full_len = TILE_WIDTH as usize * unit;

@@ -414,9 +414,14 @@ fn append_reopen_replay() {
         assert_eq!(p.reason, format!("decision {i}"));
         assert_eq!(p.log_index, i as u64);
     }
-    // Superseded partial tiles are gone; only the committed ones remain.
-    assert!(!dir.path().join("tile/0/002.p/88").exists());
+    // Every checkpoint's partial tiles stay (C2SP tlog-tiles), until the
+    // full tile exists.
+    assert!(dir.path().join("tile/0/002.p/88").exists());
     assert!(dir.path().join("tile/0/002.p/91").exists());
+    assert!(
+        !dir.path().join("tile/0/000.p").exists(),
+        "full tile 000 retires its partials"
+    );
 }
 
 #[test]
@@ -469,11 +474,15 @@ fn open_removes_the_unacknowledged_tail() {
     drop(log);
     // Simulate a crash after the tiles of 10..15 were written but before the checkpoint.
     std::fs::write(dir.path().join("checkpoint"), &cp).unwrap();
-    // (superseded partials were deleted after the commit; recreate as a crash would have left them)
-    let log = Log::create_or_open(dir.path(), ORIGIN, key(1));
-    // The size-10 partials were deleted by the completed append, so this
-    // "crash" state is unprovable and must be refused, not served.
-    assert!(log.is_err());
+    // The size-10 partials are still there (kept for every checkpoint), so
+    // the rolled-back state is provable: it opens, and the unacknowledged
+    // size-15 tiles go.
+    let log = Log::create_or_open(dir.path(), ORIGIN, key(1)).unwrap();
+    assert_eq!(log.size(), 10);
+    assert!(dir.path().join("tile/0/000.p/10").exists());
+    assert!(!dir.path().join("tile/0/000.p/15").exists());
+    assert!(!dir.path().join("tile/entries/000.p/15").exists());
+    drop(log);
 
     let dir = tempfile::tempdir().unwrap();
     new_log(dir.path(), 10);
@@ -487,6 +496,50 @@ fn open_removes_the_unacknowledged_tail() {
     assert_eq!(log.size(), 10);
     log.append(&batch(10, 2)).unwrap();
     assert!(full_audit(dir.path(), &log.verifier_key(), None).ok());
+}
+
+/// Every checkpoint the log ever produced (anchored or not) stays provable:
+/// inclusion of its entries against it, and consistency from it to every
+/// later one, from the tiles as served, across batch sizes that cross tile
+/// boundaries at every level in use, and across reopen.
+#[test]
+fn every_checkpoint_ever_produced_stays_provable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::create_or_open(dir.path(), ORIGIN, key(1)).unwrap();
+    let vkey = log.verifier_key();
+    let mut cps: Vec<String> = Vec::new();
+    let sizes = [
+        1u64, 2, 5, 90, 1, 157, 256, 3, 300, 255, 1, 1, 600, 7, 512, 65,
+    ];
+    let mut done = 0;
+    for (round, k) in sizes.iter().enumerate() {
+        log.append(&batch(done, *k)).unwrap();
+        done += k;
+        cps.push(log.checkpoint_text().unwrap());
+        if round % 5 == 4 {
+            drop(log);
+            log = Log::create_or_open(dir.path(), ORIGIN, key(1)).unwrap();
+        }
+    }
+    let src = DirSource::new(dir.path());
+    let parsed: Vec<Checkpoint> = cps
+        .iter()
+        .map(|c| verify_checkpoint(c.as_bytes(), &vkey).unwrap())
+        .collect();
+    for (i, cp) in parsed.iter().enumerate() {
+        let size = cp.size();
+        for index in [0, size / 2, size - 1] {
+            let b = ProofBundle::build(&src, cps[i].as_bytes(), &vkey, index)
+                .unwrap_or_else(|e| panic!("inclusion of {index} in checkpoint {size}: {e}"));
+            b.verify(&vkey).unwrap();
+        }
+        for later in &parsed[i + 1..] {
+            let (_, ok) = consistency(&src, later, size, *cp.hash())
+                .unwrap_or_else(|e| panic!("consistency {size} -> {}: {e}", later.size()));
+            assert!(ok, "{size} is not a prefix of {}", later.size());
+        }
+    }
+    assert!(full_audit(dir.path(), &vkey, None).ok());
 }
 
 #[test]

@@ -108,22 +108,42 @@ async fn outbox(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
 
 async fn checkpoint(State(i): St) -> Response {
     match i.checkpoint_text() {
-        Some(t) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response(),
+        // The checkpoint moves with every append: never served stale.
+        Some(t) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            t,
+        )
+            .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "log unavailable\n").into_response(),
     }
 }
 
 async fn log_file(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
-    match safe_join(i.log_dir(), &path).and_then(|p| std::fs::read(p).ok()) {
-        Some(bytes) => {
-            let ct = if path.starts_with("tile/") {
-                "application/octet-stream"
-            } else {
-                "text/plain; charset=utf-8"
-            };
-            ([(header::CONTENT_TYPE, ct)], bytes).into_response()
-        }
-        None => not_found(),
+    let Some(p) = safe_join(i.log_dir(), &path) else {
+        return not_found();
+    };
+    match tokio::fs::read(p).await {
+        // A tile path names its width: its bytes never change (tlog-tiles).
+        Ok(bytes) if path.starts_with("tile/") => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => not_found(),
     }
 }
 
