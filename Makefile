@@ -16,6 +16,8 @@ sysdeps:
 	 command -v git >/dev/null || missing="$$missing git"; \
 	 command -v curl >/dev/null || missing="$$missing curl"; \
 	 command -v python3 >/dev/null || missing="$$missing python3"; \
+	 command -v gzip >/dev/null || missing="$$missing gzip"; \
+	 [ -x /usr/bin/time ] || missing="$$missing time"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing:$$missing"; \
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \

@@ -30,6 +30,30 @@ pub enum AttestError {
         /// What the source reported.
         message: String,
     },
+    /// A response was larger than the largest legal file at its path: a
+    /// hostile or broken server (the auditor stops reading at the limit).
+    #[error("{path} from {source_name} is over {limit} bytes, the largest a legal one can be")]
+    TooLarge {
+        /// The source (directory path or URL).
+        source_name: String,
+        /// The path within the log.
+        path: String,
+        /// The limit ([`crate::tiles::max_len`]).
+        limit: u64,
+    },
+    /// A request, or the whole audit, ran past its deadline: a stalled or
+    /// trickling server.
+    #[error("{path} from {source_name}: no complete answer within {seconds} s ({which} deadline)")]
+    Deadline {
+        /// The source (directory path or URL).
+        source_name: String,
+        /// The path within the log.
+        path: String,
+        /// The deadline that passed, in seconds.
+        seconds: u64,
+        /// `per-request` or `overall`.
+        which: &'static str,
+    },
     /// A tile the log needs is absent from its source.
     #[error("missing tile {path}")]
     MissingTile {

@@ -23,6 +23,7 @@
 pub mod entry;
 mod error;
 pub mod log;
+mod stream;
 pub mod tiles;
 pub mod verify;
 
@@ -30,7 +31,7 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 pub use entry::{ApprovalRef, Decision, OutputDigest, Predicate, Statement, Subject};
 pub use error::AttestError;
-pub use log::Log;
+pub use log::{sign_checkpoint, Log};
 pub use tiles::{DirSource, TileSource};
 pub use verify::{
     audit, check_anchors, parse_verifier_key, verify_checkpoint, AuditOptions, AuditReport,

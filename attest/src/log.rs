@@ -488,19 +488,7 @@ impl Log {
     }
 
     fn write_checkpoint(&mut self) -> Result<(), AttestError> {
-        let cp = Checkpoint::new(&self.origin, self.size, self.root, "").map_err(|e| {
-            AttestError::MalformedCheckpoint {
-                reason: e.to_string(),
-            }
-        })?;
-        let mut note =
-            Note::new(&cp.to_bytes(), &[]).map_err(|e| AttestError::MalformedCheckpoint {
-                reason: e.to_string(),
-            })?;
-        let signer = NoteSigner::new(&self.origin, self.key.clone());
-        note.add_sigs(&[&signer])
-            .map_err(|e| AttestError::Sign(e.to_string()))?;
-        let text = note.to_bytes();
+        let text = sign_checkpoint(&self.origin, self.size, self.root, &self.key)?;
         write_synced(&self.dir.join(CHECKPOINT_PATH), &text)?;
         sync_dir(&self.dir)?;
         self.checkpoint = text;
@@ -613,4 +601,27 @@ fn sync_dir(dir: &Path) -> Result<(), AttestError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| AttestError::io("fsync", dir, e))
+}
+
+/// The signed checkpoint note of a tree `(size, root)` under `key`, as the
+/// log writes it: for witnesses, tools and test servers that must produce
+/// one (a key holder can sign any claim; auditors must not trust claims).
+pub fn sign_checkpoint(
+    origin: &str,
+    size: u64,
+    root: Hash,
+    key: &SigningKey,
+) -> Result<Vec<u8>, AttestError> {
+    let cp =
+        Checkpoint::new(origin, size, root, "").map_err(|e| AttestError::MalformedCheckpoint {
+            reason: e.to_string(),
+        })?;
+    let mut note =
+        Note::new(&cp.to_bytes(), &[]).map_err(|e| AttestError::MalformedCheckpoint {
+            reason: e.to_string(),
+        })?;
+    let signer = NoteSigner::new(origin, key.clone());
+    note.add_sigs(&[&signer])
+        .map_err(|e| AttestError::Sign(e.to_string()))?;
+    Ok(note.to_bytes())
 }

@@ -9,6 +9,7 @@
 //! followed by the bytes (C2SP tlog-tiles, "Log Entries").
 
 use std::cell::RefCell;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use tlog_tiles::{Error as TlogError, Tile, TileReader};
@@ -132,6 +133,34 @@ pub fn decode_bundle(path: &str, data: &[u8], count: usize) -> Result<Vec<Vec<u8
     Ok(out)
 }
 
+/// The largest legal file at `path`: a checkpoint (a signed note with
+/// cosignatures) 64 KiB, a hash tile 8 KiB, an entry bundle 256 entries of
+/// the largest entry. Sources stop reading past it.
+pub fn max_len(path: &str) -> u64 {
+    if path.starts_with("tile/entries/") {
+        TILE_WIDTH * (2 + crate::entry::MAX_ENTRY_BYTES as u64)
+    } else if path.starts_with("tile/") {
+        TILE_WIDTH * tlog_tiles::HASH_SIZE as u64
+    } else {
+        64 * 1024
+    }
+}
+
+/// Reads `r` to the end, failing past `limit` bytes without buffering more.
+pub fn read_capped(
+    mut r: impl std::io::Read,
+    limit: u64,
+    too_large: impl FnOnce() -> AttestError,
+    io: impl FnOnce(std::io::Error) -> AttestError,
+) -> Result<Vec<u8>, AttestError> {
+    let mut buf = Vec::new();
+    (&mut r).take(limit + 1).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
+}
+
 /// Somewhere a log's static files can be read from.
 pub trait TileSource {
     /// A short name for messages (a directory path or a URL).
@@ -160,11 +189,20 @@ impl TileSource for DirSource {
     }
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, AttestError> {
         let p: PathBuf = self.dir.join(Path::new(path));
-        match std::fs::read(&p) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AttestError::io("read", p, e)),
-        }
+        let f = match std::fs::File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AttestError::io("read", p, e)),
+        };
+        let too_large = || AttestError::TooLarge {
+            source_name: self.name(),
+            path: path.to_string(),
+            limit: max_len(path),
+        };
+        read_capped(f, max_len(path), too_large, |e| {
+            AttestError::io("read", &p, e)
+        })
+        .map(Some)
     }
 }
 

@@ -22,13 +22,13 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use signed_note::{Note, StandardVerifier, VerifierList};
 use tlog_tiles::{
-    check_record, check_tree, prove_record, prove_tree, record_hash, stored_hashes_for_record_hash,
-    tree_hash, Checkpoint, Error as TlogError, Hash, HashReader, TileHashReader,
+    check_record, check_tree, prove_record, prove_tree, record_hash, Checkpoint, Hash,
+    TileHashReader,
 };
 
 use crate::entry::{open_entry, ApprovalRef, Decision, Statement};
 use crate::tiles::{
-    all_tiles, c2sp_path, data_tile_for, decode_bundle, read_tile, SourceTileReader, TileSource,
+    c2sp_path, data_tile_for, decode_bundle, read_tile, SourceTileReader, TileSource,
     CHECKPOINT_PATH, TILE_WIDTH,
 };
 use crate::AttestError;
@@ -163,6 +163,10 @@ pub enum FailureKind {
     TreeMissing,
     /// The repository's tree has other ids than the entry names.
     TreeMismatch,
+    /// The server sent more than the largest legal file at a path.
+    OversizedResponse,
+    /// The server did not answer within the per-request or overall deadline.
+    Deadline,
 }
 
 /// One problem an audit found, kept so a report lists all of them.
@@ -329,41 +333,16 @@ impl AuditReport {
     }
 }
 
-fn tile_failure(report: &mut AuditReport, e: AttestError) {
+pub(crate) fn tile_failure(report: &mut AuditReport, e: AttestError) {
     let kind = match &e {
         AttestError::MissingTile { .. } => FailureKind::MissingTile,
         AttestError::TileLength { .. } => FailureKind::CorruptTile,
         AttestError::Bundle { .. } => FailureKind::TruncatedBundle,
+        AttestError::TooLarge { .. } => FailureKind::OversizedResponse,
+        AttestError::Deadline { .. } => FailureKind::Deadline,
         _ => FailureKind::CorruptTile,
     };
     report.fail(kind, e.to_string());
-}
-
-/// Stored hashes held in memory (a tree rebuilt from leaves).
-struct MemHashes<'a>(&'a [Hash]);
-
-impl HashReader for MemHashes<'_> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
-        indexes
-            .iter()
-            .map(|&i| {
-                self.0
-                    .get(i as usize)
-                    .copied()
-                    .ok_or(TlogError::IndexesNotInTree)
-            })
-            .collect()
-    }
-}
-
-/// Rebuilds all stored hashes of a tree from its leaf hashes.
-fn rebuild(leaves: &[Hash]) -> Result<Vec<Hash>, TlogError> {
-    let mut stored: Vec<Hash> = Vec::with_capacity(leaves.len() * 2);
-    for (n, leaf) in leaves.iter().enumerate() {
-        let hs = stored_hashes_for_record_hash(n as u64, *leaf, &MemHashes(&stored))?;
-        stored.extend(hs);
-    }
-    Ok(stored)
 }
 
 fn b64s(p: &[Hash]) -> Vec<String> {
@@ -402,13 +381,19 @@ pub fn audit(
 ) -> Result<AuditReport, AttestError> {
     let (_, key) = parse_verifier_key(vkey)?;
     let mut report = AuditReport::new(src.name(), opts.max_failures);
-    let text = src
-        .read(CHECKPOINT_PATH)?
-        .ok_or_else(|| AttestError::Source {
-            source_name: src.name(),
-            path: CHECKPOINT_PATH.into(),
-            message: "no checkpoint (is this a log?)".into(),
-        })?;
+    let text = match src.read(CHECKPOINT_PATH) {
+        // A hostile server's answer is a finding, not an outage.
+        Err(e @ (AttestError::TooLarge { .. } | AttestError::Deadline { .. })) => {
+            tile_failure(&mut report, e);
+            return Ok(report);
+        }
+        r => r?,
+    };
+    let text = text.ok_or_else(|| AttestError::Source {
+        source_name: src.name(),
+        path: CHECKPOINT_PATH.into(),
+        message: "no checkpoint (is this a log?)".into(),
+    })?;
     let text_str = String::from_utf8_lossy(&text).into_owned();
     report.check("checkpoint signature");
     let cp = match verify_checkpoint(&text, vkey) {
@@ -432,7 +417,18 @@ pub fn audit(
     }
 
     report.check(format!("every tile and entry of {} entries", cp.size()));
-    check_entries(src, &cp, &key, &origin, opts, &mut report);
+    if cp.size() > MAX_AUDIT_SIZE {
+        // A signed but absurd size: refused before any request for it.
+        report.fail(
+            FailureKind::CorruptTile,
+            format!(
+                "checkpoint claims {} entries; refusing to audit more than {MAX_AUDIT_SIZE}",
+                cp.size()
+            ),
+        );
+        return Ok(report);
+    }
+    crate::stream::check_entries(src, &cp, &key, &origin, opts, &mut report);
     Ok(report)
 }
 
@@ -529,178 +525,7 @@ fn check_previous(
     }
 }
 
-fn check_entries(
-    src: &dyn TileSource,
-    cp: &Checkpoint,
-    key: &VerifyingKey,
-    origin: &str,
-    opts: AuditOptions,
-    report: &mut AuditReport,
-) {
-    let size = cp.size();
-    let root = *cp.hash();
-    if size > MAX_AUDIT_SIZE {
-        // A signed but absurd size must not make the auditor allocate or loop forever.
-        report.fail(
-            FailureKind::CorruptTile,
-            format!(
-                "checkpoint claims {size} entries; refusing to audit more than {MAX_AUDIT_SIZE}"
-            ),
-        );
-        return;
-    }
-    let tiles = all_tiles(size);
-
-    // 1. Leaf hashes as the hash tiles claim them (level 0).
-    let mut tile_leaves: Option<Vec<Hash>> = Some(Vec::with_capacity(size as usize));
-    let mut tile_data = std::collections::HashMap::new();
-    for t in tiles.iter().filter(|t| !t.is_data()) {
-        match read_tile(src, t) {
-            Ok(b) => {
-                if t.level() == 0 {
-                    if let Some(l) = tile_leaves.as_mut() {
-                        l.extend(
-                            b.chunks_exact(32)
-                                .map(|c| Hash(c.try_into().expect("32 bytes"))),
-                        );
-                    }
-                }
-                tile_data.insert(*t, b);
-            }
-            Err(e) => {
-                if t.level() == 0 {
-                    tile_leaves = None;
-                }
-                tile_failure(report, e);
-            }
-        }
-    }
-
-    // 2. Leaf hashes of the entries themselves; signatures and positions.
-    let mut entry_leaves: Vec<Option<Hash>> = Vec::with_capacity(size as usize);
-    for b in 0..size.div_ceil(TILE_WIDTH) {
-        let dt = data_tile_for(b * TILE_WIDTH, size);
-        let path = c2sp_path(&dt);
-        let entries =
-            read_tile(src, &dt).and_then(|raw| decode_bundle(&path, &raw, dt.width() as usize));
-        let entries = match entries {
-            Ok(e) => e,
-            Err(e) => {
-                tile_failure(report, e);
-                entry_leaves.extend(std::iter::repeat_n(None, dt.width() as usize));
-                continue;
-            }
-        };
-        for (i, bytes) in entries.iter().enumerate() {
-            let index = b * TILE_WIDTH + i as u64;
-            entry_leaves.push(Some(record_hash(bytes)));
-            match open_entry(bytes, key, index) {
-                Ok(st) => {
-                    let p = &st.predicate;
-                    if p.log_index != index || p.log_origin != origin {
-                        report.fail(
-                            FailureKind::EntryPosition,
-                            format!(
-                                "entry {index} says it is entry {} of log {:?}: entries were reordered or copied from another log",
-                                p.log_index, p.log_origin
-                            ),
-                        );
-                    }
-                    if opts.keep_entries {
-                        report.entries.push(summary(index, &st));
-                    }
-                }
-                Err(e) => report.fail(FailureKind::EntrySignature, e.to_string()),
-            }
-        }
-    }
-
-    // 3. Tiles against the signed root; entries against the tiles.
-    let tiles_ok = if let Some(tl) = &tile_leaves {
-        match rebuild(tl) {
-            Ok(stored) => {
-                let mut ok = true;
-                match tree_hash(size, &MemHashes(&stored)) {
-                    Ok(h) if h == root => {}
-                    Ok(h) => {
-                        ok = false;
-                        report.fail(
-                            FailureKind::CorruptTile,
-                            format!("the level-0 hash tiles hash to {h}, not to the signed root {root}: a tile was altered"),
-                        );
-                    }
-                    Err(e) => {
-                        ok = false;
-                        report.fail(
-                            FailureKind::CorruptTile,
-                            format!("cannot hash the tiles: {e}"),
-                        );
-                    }
-                }
-                for (t, data) in &tile_data {
-                    if t.level() == 0 {
-                        continue;
-                    }
-                    match t.read_data(&MemHashes(&stored)) {
-                        Ok(want) if &want == data => {}
-                        _ => {
-                            ok = false;
-                            report.fail(
-                                FailureKind::CorruptTile,
-                                format!(
-                                    "tile {} does not match the tree (bit flip or edit)",
-                                    c2sp_path(t)
-                                ),
-                            );
-                        }
-                    }
-                }
-                if ok {
-                    // Every entry's inclusion proof, from the authenticated tiles.
-                    let ms = MemHashes(&stored);
-                    for (i, leaf) in entry_leaves.iter().enumerate() {
-                        let Some(leaf) = leaf else { continue };
-                        let i = i as u64;
-                        let verified = prove_record(size, i, &ms)
-                            .map(|p| check_record(&p, size, root, i, *leaf));
-                        if !matches!(verified, Ok(Ok(()))) {
-                            report.fail(
-                                FailureKind::EditedEntry,
-                                format!("entry {i} is not the leaf the signed tree holds at {i} (edited, replaced or reordered)"),
-                            );
-                        }
-                    }
-                }
-                ok
-            }
-            Err(e) => {
-                report.fail(
-                    FailureKind::CorruptTile,
-                    format!("cannot rebuild the tree from the tiles: {e}"),
-                );
-                false
-            }
-        }
-    } else {
-        false
-    };
-    if !tiles_ok && entry_leaves.iter().all(Option::is_some) {
-        // Tiles unusable: the entries alone must still hash to the signed root.
-        let leaves: Vec<Hash> = entry_leaves.iter().map(|l| l.expect("checked")).collect();
-        let h = rebuild(&leaves)
-            .ok()
-            .and_then(|s| tree_hash(size, &MemHashes(&s)).ok());
-        if h != Some(root) {
-            report.fail(
-                FailureKind::RootMismatch,
-                format!("the entries do not hash to the signed root {root}"),
-            );
-        }
-    }
-    report.entries_verified = entry_leaves.iter().filter(|l| l.is_some()).count() as u64;
-}
-
-fn summary(index: u64, st: &Statement) -> EntrySummary {
+pub(crate) fn summary(index: u64, st: &Statement) -> EntrySummary {
     let s = st.subject().unwrap_or(crate::Subject {
         tree_sha1: String::new(),
         tree_sha256: String::new(),

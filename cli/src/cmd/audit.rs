@@ -19,6 +19,7 @@ use collective_attest::verify::{AuditReport, EntrySummary};
 use collective_attest::{AuditOptions, AuditorState, FailureKind, TileSource};
 use collective_chain::{ChainClient, B256};
 
+use super::log_source::{source, Deadlines};
 use super::{parse_address, parse_b256};
 use crate::output::Output;
 use crate::Exit;
@@ -52,67 +53,8 @@ pub struct Args {
     /// and its sha256 tree id must recompute.
     #[arg(long, value_name = "PATH")]
     pub repo: Option<PathBuf>,
-}
-
-/// Reads a log's static files over HTTP(S) (blocking; run off the runtime).
-#[derive(Debug)]
-pub struct HttpSource {
-    base: String,
-    client: reqwest::blocking::Client,
-}
-
-impl HttpSource {
-    pub fn new(base: &str) -> anyhow::Result<Self> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
-        Ok(HttpSource {
-            base: base.trim_end_matches('/').to_string(),
-            client,
-        })
-    }
-}
-
-impl TileSource for HttpSource {
-    fn name(&self) -> String {
-        self.base.clone()
-    }
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, collective_attest::AttestError> {
-        let url = format!("{}/{}", self.base, path);
-        let err = |message: String| collective_attest::AttestError::Source {
-            source_name: self.base.clone(),
-            path: path.to_string(),
-            message,
-        };
-        let resp = self
-            .client
-            .get(&url)
-            .send()
-            .map_err(|e| err(e.to_string()))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(err(format!("HTTP {}", resp.status())));
-        }
-        Ok(Some(resp.bytes().map_err(|e| err(e.to_string()))?.to_vec()))
-    }
-}
-
-/// A log source from `--log`.
-pub fn source(log: &str) -> anyhow::Result<Box<dyn TileSource + Send>> {
-    if log.starts_with("http://") || log.starts_with("https://") {
-        Ok(Box::new(HttpSource::new(log)?))
-    } else {
-        let dir = Path::new(log);
-        if !dir.is_dir() {
-            return Err(Exit::usage(format!(
-                "--log {log}: not a directory or http(s) URL"
-            )));
-        }
-        Ok(Box::new(collective_attest::DirSource::new(dir)))
-    }
+    #[command(flatten)]
+    pub deadlines: Deadlines,
 }
 
 /// `--log-key` value or the contents of the file it names.
@@ -187,10 +129,11 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
 
     // Read and verify the log (blocking I/O and CPU) off the runtime.
     let log = args.log.clone();
+    let deadlines = args.deadlines;
     let vk = vkey.clone();
     let prev = previous.clone();
     let (mut report, src) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let src = source(&log)?;
+        let src = source(&log, deadlines)?;
         let report =
             collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), AuditOptions::default())
                 .with_context(|| format!("auditing {log}"))?;
@@ -413,19 +356,26 @@ fn repo_checks(
             )),
             Some(_) => {}
         }
+        // A named commit must exist and point at the named tree.
         if let Some(c) = &e.commit {
-            if let Ok(commit) = Oid::from_str(c).and_then(|oid| repo.find_commit(oid)) {
-                if commit.tree_id().to_string() != e.tree_sha1 {
-                    out.push((
-                        FailureKind::TreeMismatch,
-                        format!(
-                            "entry {}: commit {c} has tree {}, the log says {}",
-                            e.index,
-                            commit.tree_id(),
-                            e.tree_sha1
-                        ),
-                    ));
-                }
+            match Oid::from_str(c).and_then(|oid| repo.find_commit(oid)) {
+                Ok(commit) if commit.tree_id().to_string() != e.tree_sha1 => out.push((
+                    FailureKind::TreeMismatch,
+                    format!(
+                        "entry {}: commit {c} has tree {}, the log says {}",
+                        e.index,
+                        commit.tree_id(),
+                        e.tree_sha1
+                    ),
+                )),
+                Ok(_) => {}
+                Err(_) => out.push((
+                    FailureKind::TreeMissing,
+                    format!(
+                        "entry {} ({}): commit {c} is not in the repository",
+                        e.index, e.decision
+                    ),
+                )),
             }
         }
     }

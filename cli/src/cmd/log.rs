@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use collective_attest::ProofBundle;
 
-use crate::cmd::audit::{read_key, source};
+use crate::cmd::audit::read_key;
+use crate::cmd::log_source::source;
 use crate::output::Output;
 use crate::Exit;
 
@@ -41,7 +42,7 @@ pub async fn run(c: LogCommand, out: Output) -> anyhow::Result<u8> {
         } => {
             let vkey = read_key(&log_key)?;
             let bundle = tokio::task::spawn_blocking(move || -> anyhow::Result<ProofBundle> {
-                let src = source(&log)?;
+                let src = source(&log, Default::default())?;
                 let cp = src
                     .read(collective_attest::tiles::CHECKPOINT_PATH)?
                     .ok_or_else(|| anyhow::anyhow!("{log}: no checkpoint"))?;

@@ -8,6 +8,7 @@ pub mod dev;
 pub mod github;
 pub mod keys;
 pub mod log;
+pub mod log_source;
 pub mod node;
 pub mod proposal;
 pub mod tree_id;

@@ -752,4 +752,14 @@ fn repo_trees_exist_and_recompute() {
     let r = run(&wrong, &vkey);
     expect_failure(&r, "[tree-mismatch]");
     assert!(r.stdout.contains(&ids.sha256), "names the recomputed id");
+
+    // An approved tree with a commit the repository does not have.
+    let ghost = dir.path().join("ghost");
+    let mut log = Log::create_or_open(&ghost, ORIGIN, key(1)).unwrap();
+    log.append(&[deployed(&ids.sha1, &ids.sha256, Some("3".repeat(40)))])
+        .unwrap();
+    expect_failure(
+        &run(&ghost, &vkey),
+        "commit 3333333333333333333333333333333333333333 is not in the repository",
+    );
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod audit_tamper;
 mod chain_cli;
+mod hostile_server;
 mod keys_contribute_cli;
 mod proposal_pr_cli;
 mod tree_id_cli;
