@@ -26,6 +26,7 @@ pub mod log;
 mod stream;
 pub mod tiles;
 pub mod verify;
+pub mod witness;
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 

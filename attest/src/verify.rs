@@ -167,6 +167,8 @@ pub enum FailureKind {
     OversizedResponse,
     /// The server did not answer within the per-request or overall deadline.
     Deadline,
+    /// Fewer than the required witnesses cosigned the checkpoint.
+    WitnessQuorum,
 }
 
 /// One problem an audit found, kept so a report lists all of them.
@@ -347,6 +349,44 @@ pub(crate) fn tile_failure(report: &mut AuditReport, e: AttestError) {
 
 fn b64s(p: &[Hash]) -> Vec<String> {
     p.iter().map(Hash::to_string).collect()
+}
+
+/// Requires `quorum` valid cosignatures by distinct `witnesses` on the
+/// audited checkpoint (C2SP tlog-cosignature): an operator showing two
+/// histories then needs that many witnesses to collude.
+pub fn check_witnesses(
+    report: &mut AuditReport,
+    witnesses: &[crate::witness::CosignatureVerifier],
+    quorum: usize,
+) {
+    let Some((text, size)) = report.checkpoint.as_ref().map(|c| (c.text.clone(), c.size)) else {
+        return;
+    };
+    report.check(format!(
+        "at least {quorum} of {} witness cosignature(s)",
+        witnesses.len()
+    ));
+    let n = crate::witness::count_cosignatures(text.as_bytes(), witnesses);
+    if n < quorum {
+        report.fail(
+            FailureKind::WitnessQuorum,
+            format!(
+                "the checkpoint of size {size} carries {n} valid cosignature(s) by the given witnesses; {quorum} required"
+            ),
+        );
+    }
+}
+
+/// The consistency proof from size `old_size` to the tree `cp` served by
+/// `src` (what a log sends a witness).
+pub fn consistency_proof(
+    src: &dyn TileSource,
+    cp: &Checkpoint,
+    old_size: u64,
+) -> Result<Vec<Hash>, AttestError> {
+    let tr = SourceTileReader::new(src);
+    let thr = TileHashReader::new(cp.size(), *cp.hash(), &tr);
+    prove_tree(cp.size(), old_size, &thr).map_err(|e| tr.explain("consistency", e))
 }
 
 /// Checks that `old` (size, root) is a prefix of the tree `cp` served by

@@ -241,6 +241,20 @@ pub struct LogSection {
     /// Seconds between on-chain checkpoint anchors; 0 disables anchoring.
     #[serde(default = "default_anchor_secs")]
     pub anchor_interval_secs: u64,
+    /// Witnesses (C2SP tlog-witness) each new checkpoint is submitted to;
+    /// their cosignatures are served with the checkpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// One witness.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Base URL; the node POSTs to `<url>/add-checkpoint`.
+    pub url: String,
+    /// The witness's cosignature/v1 verifier key (`name+keyid+base64`).
+    pub vkey: String,
 }
 
 /// Local directories the node owns.
@@ -351,6 +365,11 @@ log:
   origin: collective.example/node-1
   # Seconds between on-chain checkpoint anchors; 0 disables anchoring.
   anchor_interval_secs: 600
+  # Witnesses (C2SP tlog-witness) that cosign each new checkpoint; the
+  # cosigned checkpoint is served at /log/checkpoint.
+  # witnesses:
+  #   - url: https://witness.example/
+  #     vkey: witness.example+1234abcd+BAAA...
 
 paths:
   work_dir: /var/lib/collective/work
@@ -427,6 +446,20 @@ impl NodeConfig {
                 format!("{m}; expected 0x followed by 64 hex digits"),
             )
         })?;
+        for (i, w) in self.log.witnesses.iter().enumerate() {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(err(
+                    &format!("log.witnesses[{i}].url"),
+                    format!("{:?} is not an http(s):// URL", w.url),
+                ));
+            }
+            collective_attest::witness::CosignatureVerifier::parse(&w.vkey).map_err(|e| {
+                err(
+                    &format!("log.witnesses[{i}].vkey"),
+                    format!("{e}; give the witness's cosignature/v1 verifier key"),
+                )
+            })?;
+        }
         if !(self.chain.rpc_url.starts_with("http://")
             || self.chain.rpc_url.starts_with("https://")
             || self.chain.rpc_url.starts_with("ws://")

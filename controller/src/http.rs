@@ -46,6 +46,7 @@ async fn status(State(i): St) -> Json<serde_json::Value> {
     let mut v = serde_json::to_value(&s).unwrap_or_default();
     v["recent"] = serde_json::to_value(recent).unwrap_or_default();
     v["log_size"] = json!(i.log_size());
+    v["witnesses"] = json!(i.witnesses.status());
     Json(v)
 }
 
@@ -107,7 +108,7 @@ async fn outbox(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
 }
 
 async fn checkpoint(State(i): St) -> Response {
-    match i.checkpoint_text() {
+    match i.checkpoint_text().map(|t| i.witnesses.served(t)) {
         // The checkpoint moves with every append: never served stale.
         Some(t) => (
             [

@@ -43,6 +43,7 @@ pub mod reconcile;
 pub mod repo;
 pub mod sandbox;
 pub mod state;
+pub mod witness;
 
 use std::path::PathBuf;
 
@@ -111,6 +112,18 @@ pub enum ControllerError {
     Log {
         /// What failed.
         message: String,
+    },
+    /// A configured witness key does not parse.
+    #[error("witness key: {0}")]
+    WitnessKey(#[source] collective_attest::AttestError),
+    /// An HTTP client could not be built.
+    #[error("HTTP client for {what}: {source}")]
+    HttpClient {
+        /// What the client is for.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
     },
     /// Something the node will not do (and logs as refused when it can).
     #[error("refused: {reason}")]

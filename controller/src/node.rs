@@ -127,6 +127,8 @@ pub struct Inner {
     code_registry: String,
     chain: ChainClient,
     anchor_chain: Option<ChainClient>,
+    /// Witnesses each new checkpoint goes to, and their cosignatures.
+    pub witnesses: crate::witness::Witnesses,
     repo: RepoSource,
     store: DatasetStore,
     log: Mutex<Log>,
@@ -434,6 +436,7 @@ impl Node {
             code_registry: format!("{:#x}", addresses.code_registry),
             chain,
             anchor_chain,
+            witnesses: crate::witness::Witnesses::new(&cfg.log.witnesses)?,
             repo,
             store,
             log: Mutex::new(log),
@@ -485,6 +488,11 @@ impl Node {
             let node = self.clone();
             let sd = shutdown.clone();
             tokio::spawn(async move { node.github_loop(g, sd).await });
+        }
+        if self.inner.witnesses.any() {
+            let inner = self.inner.clone();
+            let sd = shutdown.clone();
+            tokio::spawn(async move { crate::witness::run(inner, sd).await });
         }
         self.control_loop(shutdown.clone()).await;
         // Stop jobs: they die with us anyway (die-with-parent); record why.

@@ -429,6 +429,7 @@ pub fn node_config_rpc(
         dir: dirs.log_dir(),
         origin: "collective.test/node".into(),
         anchor_interval_secs: 0,
+        witnesses: vec![],
     };
     c.paths = PathsSection {
         work_dir: dirs.root.join("work"),
@@ -632,5 +633,81 @@ where
             bail!("timed out after {timeout:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A witness server for tests, written from C2SP tlog-witness: the state
+/// machine is `collective_attest::witness::Witness` (consistency proofs
+/// checked, rollbacks and forks refused), served over real HTTP.
+#[derive(Debug)]
+pub struct TestWitness {
+    pub url: String,
+    pub vkey: String,
+    pub witness: std::sync::Arc<std::sync::Mutex<collective_attest::witness::Witness>>,
+    /// add-checkpoint requests answered 200.
+    pub cosigned: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TestWitness {
+    /// A witness named `name` with a key from `seed`, knowing no log yet.
+    pub async fn start(name: &str, seed: u8) -> Result<TestWitness> {
+        use axum::http::{header, StatusCode};
+        use axum::response::IntoResponse;
+        let w = collective_attest::witness::Witness::new(
+            name,
+            ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+        );
+        let vkey = w.verifier_key();
+        let witness = std::sync::Arc::new(std::sync::Mutex::new(w));
+        let cosigned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (w2, c2) = (witness.clone(), cosigned.clone());
+        let app = axum::Router::new().route(
+            "/add-checkpoint",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (w, c) = (w2.clone(), c2.clone());
+                async move {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    match w.lock().expect("lock").add_checkpoint(&body, now) {
+                        Ok(lines) => {
+                            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            (StatusCode::OK, lines).into_response()
+                        }
+                        Err(r) if r.status == 409 => (
+                            StatusCode::CONFLICT,
+                            [(
+                                header::CONTENT_TYPE,
+                                collective_attest::witness::SIZE_CONTENT_TYPE,
+                            )],
+                            r.body,
+                        )
+                            .into_response(),
+                        Err(r) => (
+                            StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                            r.body,
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(TestWitness {
+            url,
+            vkey,
+            witness,
+            cosigned,
+        })
+    }
+
+    /// Starts witnessing `origin` under the log key `log_vkey`.
+    pub fn add_log(&self, origin: &str, log_vkey: &str) {
+        self.witness.lock().expect("lock").add_log(origin, log_vkey);
     }
 }

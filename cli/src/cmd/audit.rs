@@ -53,6 +53,13 @@ pub struct Args {
     /// and its sha256 tree id must recompute.
     #[arg(long, value_name = "PATH")]
     pub repo: Option<PathBuf>,
+    /// A witness's cosignature/v1 verifier key (repeat for several): the
+    /// checkpoint must carry their cosignatures.
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned (default: all).
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    pub witness_quorum: Option<usize>,
     #[command(flatten)]
     pub deadlines: Deadlines,
 }
@@ -141,6 +148,24 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     })
     .await??;
 
+    if !args.witnesses.is_empty() {
+        let ws = args
+            .witnesses
+            .iter()
+            .map(|w| {
+                collective_attest::witness::CosignatureVerifier::parse(w)
+                    .map_err(|e| Exit::usage(format!("--witness: {e}")))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let quorum = args.witness_quorum.unwrap_or(ws.len());
+        if quorum == 0 || quorum > ws.len() {
+            return Err(Exit::usage(format!(
+                "--witness-quorum {quorum}: must be between 1 and the {} --witness key(s) given",
+                ws.len()
+            )));
+        }
+        collective_attest::verify::check_witnesses(&mut report, &ws, quorum);
+    }
     if let Some(chain) = &chain {
         chain_checks(
             chain,

@@ -5,3 +5,4 @@
 mod controller;
 mod requester_flow;
 mod unprivileged;
+mod witness;
