@@ -105,6 +105,7 @@ fn main() {
         None,
         AuditOptions {
             keep_entries: false,
+            keep_distinct: false,
             max_failures: 10,
         },
     )
@@ -151,6 +152,44 @@ fn main() {
             proof.len(),
             proof.len() * 32
         );
+    }
+    // 5. Peak RSS of the `collective audit` binary (streaming: it should
+    // not grow with the log). Measured by GNU time on a small and the big log.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = ["target/release/collective", "target/debug/collective"]
+        .iter()
+        .map(|b| root.join(b))
+        .find(|b| b.exists());
+    match bin {
+        Some(bin) if std::path::Path::new("/usr/bin/time").exists() => {
+            for (dir, n) in [(&batched_dir, n2 / 256 * 256), (&big, entries)] {
+                let rss = tmp.path().join("rss");
+                let st = std::process::Command::new("/usr/bin/time")
+                    .args(["-f", "%M", "-o"])
+                    .arg(&rss)
+                    .arg(&bin)
+                    .args(["audit", "--log"])
+                    .arg(dir)
+                    .args(["--log-key", &vkey])
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .unwrap();
+                let kib: u64 = std::fs::read_to_string(&rss)
+                    .unwrap()
+                    .lines()
+                    .last()
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0);
+                println!(
+                    "collective audit, {n:>8} entries: peak RSS {:.1} MiB (exit {})",
+                    kib as f64 / 1024.0,
+                    st.code().unwrap_or(-1)
+                );
+            }
+        }
+        _ => {
+            println!("(build `collective` and install GNU time to measure the auditor's peak RSS)")
+        }
     }
     let du: u64 = walk(&big);
     println!(

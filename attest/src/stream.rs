@@ -183,6 +183,7 @@ impl Pass<'_> {
 /// Dedupes entry summaries by what the later checks use.
 #[derive(Default)]
 struct Kept {
+    distinct_on: bool,
     seen: HashSet<(String, Option<String>, String)>,
     distinct: Vec<EntrySummary>,
     recent: VecDeque<EntrySummary>,
@@ -190,12 +191,14 @@ struct Kept {
 
 impl Kept {
     fn push(&mut self, e: EntrySummary) {
-        let key = (
-            e.tree_sha256.clone(),
-            e.commit.clone(),
-            serde_json::to_string(&e.approval).unwrap_or_default(),
-        );
-        if e.decision.needs_approval() && self.seen.insert(key) {
+        let distinct = self.distinct_on
+            && e.decision.needs_approval()
+            && self.seen.insert((
+                e.tree_sha256.clone(),
+                e.commit.clone(),
+                serde_json::to_string(&e.approval).unwrap_or_default(),
+            ));
+        if distinct {
             self.distinct.push(e);
         } else {
             if self.recent.len() == RECENT_ENTRIES {
@@ -232,7 +235,10 @@ pub(crate) fn check_entries(
         tiles: Stream::new(lv),
         next_tile: vec![0; lv],
     };
-    let mut kept = Kept::default();
+    let mut kept = Kept {
+        distinct_on: opts.keep_distinct,
+        ..Kept::default()
+    };
     // Entries that differ from the level-0 tile at their index (capped).
     let mut differ_entries: Vec<u64> = Vec::new();
     let mut differ_tiles: Vec<String> = Vec::new();

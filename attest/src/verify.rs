@@ -246,8 +246,13 @@ pub struct EntrySummary {
 /// Options of [`audit`].
 #[derive(Debug, Clone, Copy)]
 pub struct AuditOptions {
-    /// Keep a summary of every entry in the report (off for huge logs in benchmarks).
+    /// Keep summaries of the last entries in the report (off for huge logs in benchmarks).
     pub keep_entries: bool,
+    /// Also keep one summary per distinct (tree, commit, approval) of the
+    /// entries that run code, for approval and repository checks. Memory
+    /// then grows with the distinct approvals the log cites; off, the audit
+    /// is flat in the log's size.
+    pub keep_distinct: bool,
     /// At most this many failures are listed; the rest are counted.
     pub max_failures: usize,
 }
@@ -256,6 +261,7 @@ impl Default for AuditOptions {
     fn default() -> Self {
         AuditOptions {
             keep_entries: true,
+            keep_distinct: false,
             max_failures: 200,
         }
     }
@@ -274,7 +280,8 @@ pub struct AuditReport {
     pub consistency: Option<ConsistencyInfo>,
     /// Entries read and hashed into the rebuilt tree.
     pub entries_verified: u64,
-    /// Per-entry summaries (empty when [`AuditOptions::keep_entries`] is off).
+    /// Entry summaries: the last few, and with [`AuditOptions::keep_distinct`]
+    /// one per distinct approval cited (empty when `keep_entries` is off).
     pub entries: Vec<EntrySummary>,
     /// The failures listed, at most [`AuditOptions::max_failures`].
     pub failures: Vec<Failure>,

@@ -711,3 +711,25 @@ impl TestWitness {
         self.witness.lock().expect("lock").add_log(origin, log_vkey);
     }
 }
+
+/// Runs `collective audit` against the log served under `url` (a node's
+/// base URL), with the test node's log key and `extra` arguments.
+pub fn audit_http(url: &str, extra: &[&str]) -> Result<std::process::Output> {
+    let vkey = node_keys().log_verifier_key("collective.test/node")?;
+    Ok(std::process::Command::new(collective_bin())
+        .args(["audit", "--log", &format!("{url}/log/"), "--log-key", &vkey])
+        .args(extra)
+        .output()?)
+}
+
+impl Devnet {
+    /// Registers the test node and contributes one dataset of `rows` to it.
+    pub async fn seed_node(&self, dirs: &NodeDirs, rows: &[u8]) -> Result<()> {
+        let store = collective_vault::DatasetStore::open(&dirs.store_url())?;
+        self.register_node(NODE_ID, node_keys(), "collective.test/node")
+            .await?;
+        self.contribute(&store, node_keys().recipient(), NODE_ID, rows)
+            .await?;
+        Ok(())
+    }
+}

@@ -137,12 +137,17 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     // Read and verify the log (blocking I/O and CPU) off the runtime.
     let log = args.log.clone();
     let deadlines = args.deadlines;
+    // Approval and repository checks need one summary per distinct approval.
+    let opts = AuditOptions {
+        keep_distinct: args.code_registry.is_some() || args.repo.is_some(),
+        ..AuditOptions::default()
+    };
     let vk = vkey.clone();
     let prev = previous.clone();
     let (mut report, src) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let src = source(&log, deadlines)?;
         let report =
-            collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), AuditOptions::default())
+            collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), opts)
                 .with_context(|| format!("auditing {log}"))?;
         Ok((report, src))
     })

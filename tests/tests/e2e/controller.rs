@@ -647,16 +647,7 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
     // The node kept working: the honest job of the same tree succeeded.
     assert_eq!(get("stats")["exit_status"], 0, "{}", get("stats"));
     assert!(node.get("/v1/status").await?["last_error"].is_null());
-    let vkey = node_keys().log_verifier_key("collective.test/node")?;
-    let out = std::process::Command::new(collective_bin())
-        .args([
-            "audit",
-            "--log",
-            &format!("{}/log/", node.url),
-            "--log-key",
-            &vkey,
-        ])
-        .output()?;
+    let out = audit_http(&node.url, &[])?;
     assert!(
         out.status.success(),
         "audit after hostile jobs: {}",

@@ -61,13 +61,7 @@ async fn unprivileged_node_runs_contains_and_audits() -> Result<()> {
         ],
         "stats and a key thief",
     )?;
-    let store = collective_vault::DatasetStore::open(&dirs.store_url())?;
-    devnet
-        .register_node(NODE_ID, node_keys(), "collective.test/node")
-        .await?;
-    devnet
-        .contribute(&store, node_keys().recipient(), NODE_ID, b"a,b\n1,2\n")
-        .await?;
+    devnet.seed_node(&dirs, b"a,b\n1,2\n").await?;
 
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/delegate-cgroup.sh");
@@ -154,10 +148,7 @@ async fn unprivileged_node_runs_contains_and_audits() -> Result<()> {
         )?;
         let v: serde_json::Value = serde_json::from_slice(&requester.decrypt(&ct)?)?;
         ensure!(v["lines"] == 2, "{v}");
-        let vkey = node_keys().log_verifier_key("collective.test/node")?;
-        let audit = std::process::Command::new(collective_bin())
-            .args(["audit", "--log", &format!("{url}/log/"), "--log-key", &vkey])
-            .output()?;
+        let audit = audit_http(&url, &[])?;
         ensure!(
             audit.status.success(),
             "audit: {}",

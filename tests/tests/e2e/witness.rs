@@ -25,13 +25,7 @@ async fn witnesses_cosign_and_the_audit_requires_a_quorum() -> Result<()> {
         "stats",
     )?;
     let dirs = NodeDirs::new(&tmp.path().join("node"))?;
-    let store = collective_vault::DatasetStore::open(&dirs.store_url())?;
-    devnet
-        .register_node(NODE_ID, node_keys(), "collective.test/node")
-        .await?;
-    devnet
-        .contribute(&store, node_keys().recipient(), NODE_ID, b"a,b\n1,2\n")
-        .await?;
+    devnet.seed_node(&dirs, b"a,b\n1,2\n").await?;
     let origin = "collective.test/node";
     let log_vkey = node_keys().log_verifier_key(origin)?;
     let honest = TestWitness::start("witness.test/honest", 31).await?;
