@@ -417,6 +417,28 @@ impl Node {
                     path: plain_base.clone(),
                     source,
                 })?;
+            // The base sits in a shared directory (/dev/shm): it must be a
+            // real directory of ours, private, not something another local
+            // user left (or linked) there.
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let m =
+                std::fs::symlink_metadata(&plain_base).map_err(|source| ControllerError::Io {
+                    path: plain_base.clone(),
+                    source,
+                })?;
+            if !m.file_type().is_dir()
+                || m.uid() != nix::unistd::geteuid().as_raw()
+                || m.permissions().mode() & 0o077 != 0
+            {
+                return Err(ControllerError::Refused {
+                    reason: format!(
+                        "{} is not a private directory of this user (owner {}, mode {:o}); remove it and restart",
+                        plain_base.display(),
+                        m.uid(),
+                        m.permissions().mode() & 0o7777
+                    ),
+                });
+            }
         }
         // Jobs must never inherit a descriptor the node was started with.
         sandbox::fds::cloexec_all();

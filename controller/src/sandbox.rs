@@ -17,7 +17,9 @@
 //! - **Other processes**: new pid/ipc/uts/cgroup namespaces; a seccomp
 //!   filter ([`seccomp`]) denies ptrace, `process_vm_*`, new namespaces,
 //!   mounts, keyrings, bpf, perf, userfaultfd, io_uring, kexec, modules,
-//!   and terminal injection; `--new-session`; `--die-with-parent`.
+//!   terminal injection, and sockets other than unix, inet, inet6 and
+//!   netlink (vsock reaches the host whatever the network namespace);
+//!   `--new-session`; `--die-with-parent`.
 //! - **Privilege**: an unprivileged uid (root mode: one uid per running
 //!   job, so per-uid limits of one job never touch another; unprivileged
 //!   mode: uid 65534 in a user namespace, with `--disable-userns`), no
@@ -47,7 +49,9 @@
 //! Not covered: kernel vulnerabilities reachable through allowed syscalls
 //! (gVisor is the stronger runtime for that), covert timing channels
 //! between jobs, the sizes and timing of outputs (public by design), the
-//! read-only system paths (`/usr` and its links) shown in mountinfo, and
+//! read-only system paths (`/usr` and its links, `/etc/ld.so.cache`,
+//! `/etc/alternatives`, `/etc/localtime`) shown in mountinfo, `AF_UNIX`
+//! and `AF_NETLINK` sockets inside the job's own namespaces, and
 //! in unprivileged mode the plaintext staged on the host disk for the
 //! copy (in a 0700 directory of the node's user; as root it is a private
 //! tmpfs).
@@ -74,8 +78,8 @@ pub use run::{check_host, run, RunDir};
 pub const JOB_UID: u32 = 65534;
 
 /// First uid of the per-job range the node uses when root: each running job
-/// gets its own uid, so `RLIMIT_NPROC` (counted per uid) of one job — a fork
-/// bomb — cannot starve another job.
+/// gets its own uid, so nothing counted per uid (files it owns, signals it
+/// may send) is shared between jobs; the process count is the pids cgroup's.
 pub const JOB_UID_BASE: u32 = 200_000;
 
 /// Bytes of stdout, and of stderr, kept from one run; the rest is read and
@@ -184,7 +188,7 @@ pub struct SandboxLimits {
     /// Size of `/out` and of `/tmp` (tmpfs `size=`), and of each file
     /// (`RLIMIT_FSIZE`).
     pub output_bytes: u64,
-    /// Processes of the job (cgroup `pids.max`, and `RLIMIT_NPROC`).
+    /// Processes of the job (cgroup `pids.max`).
     pub processes: u64,
 }
 

@@ -146,9 +146,8 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     let prev = previous.clone();
     let (mut report, src) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let src = source(&log, deadlines)?;
-        let report =
-            collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), opts)
-                .with_context(|| format!("auditing {log}"))?;
+        let report = collective_attest::audit(src.as_ref(), &vk, prev.as_ref(), opts)
+            .with_context(|| format!("auditing {log}"))?;
         Ok((report, src))
     })
     .await??;

@@ -210,19 +210,36 @@ impl Cgroups {
             write(&d.join("memory.max"), &mem)?;
             if d.join("memory.swap.max").exists() {
                 write(&d.join("memory.swap.max"), "0")?;
+            } else if swap_enabled() {
+                return Err(SandboxError::FeatureMissing {
+                    feature: "a swap limit for job cgroups (swap is on, and memory.swap.max is unavailable)",
+                    how: "enable swap accounting in the kernel, or turn swap off",
+                });
             }
             write(&d.join("pids.max"), &procs)?;
         } else {
             let (m, p) = (&cg.dirs[0], &cg.dirs[1]);
             write(&m.join("memory.limit_in_bytes"), &mem)?;
-            if m.join("memory.memsw.limit_in_bytes").exists() {
-                // Fails when swap accounting is off, which is fine.
-                let _ = std::fs::write(m.join("memory.memsw.limit_in_bytes"), &mem);
+            let memsw = m.join("memory.memsw.limit_in_bytes");
+            let swap_limited = memsw.exists() && std::fs::write(&memsw, &mem).is_ok();
+            if !swap_limited && swap_enabled() {
+                // Over the limit, pages would go to swap, not to the OOM killer.
+                return Err(SandboxError::FeatureMissing {
+                    feature: "a swap limit for job cgroups (swap is on, and memory.memsw is unavailable)",
+                    how: "boot with swapaccount=1 (cgroup v1), use cgroup v2 with memory.swap.max, or turn swap off",
+                });
             }
             write(&p.join("pids.max"), &procs)?;
         }
         Ok(cg)
     }
+}
+
+/// Whether the host has any swap device in use (`/proc/swaps` lists one).
+fn swap_enabled() -> bool {
+    std::fs::read_to_string("/proc/swaps")
+        .map(|s| s.lines().count() > 1)
+        .unwrap_or(false)
 }
 
 /// A job's cgroup(s); killed and removed on drop.

@@ -28,7 +28,7 @@ use collective_policy::OutputPattern;
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 
 /// Directory entries read per directory before giving up on the rest
-/// (counted as dropped): bounds the time a hostile `/out` can cost.
+/// (counted as one more dropped): bounds the time a hostile `/out` can cost.
 pub const MAX_SCAN: usize = 100_000;
 
 /// One collected output: its declared-safe name and the open handle its
@@ -90,7 +90,9 @@ fn list(dir: &OwnedFd) -> (Vec<Vec<u8>>, usize) {
         if names.len() < MAX_SCAN {
             names.push(n.to_vec());
         } else {
+            // Reading on would cost time the job chose; the rest count as one.
             beyond += 1;
+            break;
         }
     }
     (names, beyond)
@@ -111,7 +113,8 @@ pub fn collect(out: &OwnedFd, patterns: &[OutputPattern]) -> Collection {
     by_dir.entry(Vec::new()).or_default();
     let mut found: BTreeMap<String, (std::fs::File, u64)> = BTreeMap::new();
     for (dir, pats) in &by_dir {
-        let mut fd = match rustix::io::dup(out) {
+        // Close-on-exec: a bwrap spawned meanwhile must not inherit it.
+        let mut fd = match rustix::io::fcntl_dupfd_cloexec(out, 0) {
             Ok(fd) => fd,
             Err(_) => continue,
         };

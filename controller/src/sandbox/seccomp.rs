@@ -151,6 +151,22 @@ pub fn deny_program() -> Result<BpfProgram, SandboxError> {
             .map_err(SandboxError::Seccomp)
             .and_then(|c| rule(vec![c]))
     };
+    // Sockets only of the families a job may need: AF_VSOCK (and Hyper-V
+    // sockets) ignore network namespaces and reach the host; AF_ALG, AF_KEY,
+    // AF_PACKET and the rest are kernel surface. Everything else is EPERM.
+    let family_ne = |f: i32| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, f as u64)
+            .map_err(SandboxError::Seccomp)
+    };
+    rules.insert(
+        libc::SYS_socket,
+        vec![rule(vec![
+            family_ne(libc::AF_UNIX)?,
+            family_ne(libc::AF_INET)?,
+            family_ne(libc::AF_INET6)?,
+            family_ne(libc::AF_NETLINK)?,
+        ])?],
+    );
     rules.insert(
         libc::SYS_ioctl,
         vec![ioctl_cmd(libc::TIOCSTI)?, ioctl_cmd(libc::TIOCLINUX)?],
@@ -237,7 +253,7 @@ pub fn to_bytes(p: &BpfProgram) -> Vec<u8> {
     out
 }
 
-/// A sealed-in-memory file holding one program, positioned at 0, for
+/// An in-memory file holding one program, positioned at 0, for
 /// `--add-seccomp-fd`.
 pub fn program_fd(p: &BpfProgram) -> Result<OwnedFd, SandboxError> {
     super::fds::memfd(c"collective-seccomp", &to_bytes(p))

@@ -209,7 +209,14 @@ res = {
   'io_uring': sc(425, 1, 0),
   'clone3': sc(435, 0, 0),
   'x32_unshare': sc(0x40000000 + 272, 0x10000000),
+  'vsock': sc(41, 40, 1, 0),
+  'af_alg': sc(41, 38, 5, 0),
+  'af_packet': sc(41, 17, 3, 0),
 }
+import socket
+socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+res['inet_ok'] = True
 try:
     subprocess.run(['/usr/bin/unshare', '-r', 'true'], check=True, capture_output=True)
     res['unshare_cmd'] = 'ran'
@@ -243,6 +250,10 @@ print('RES', res)
         "'io_uring': 1",
         "'clone3': 38",
         "'x32_unshare': 38",
+        "'vsock': 1",
+        "'af_alg': 1",
+        "'af_packet': 1",
+        "'inet_ok': True",
         "'unshare_cmd': 'refused'",
         "'setuid': 1",
         "'suid_bits': '0o0'",
