@@ -646,6 +646,8 @@ pub struct TestWitness {
     pub witness: std::sync::Arc<std::sync::Mutex<collective_attest::witness::Witness>>,
     /// add-checkpoint requests answered 200.
     pub cosigned: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// add-checkpoint requests answered 409 (old size mismatch).
+    pub conflicts: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TestWitness {
@@ -660,11 +662,12 @@ impl TestWitness {
         let vkey = w.verifier_key();
         let witness = std::sync::Arc::new(std::sync::Mutex::new(w));
         let cosigned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (w2, c2) = (witness.clone(), cosigned.clone());
+        let conflicts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (w2, c2, k2) = (witness.clone(), cosigned.clone(), conflicts.clone());
         let app = axum::Router::new().route(
             "/add-checkpoint",
             axum::routing::post(move |body: axum::body::Bytes| {
-                let (w, c) = (w2.clone(), c2.clone());
+                let (w, c, k) = (w2.clone(), c2.clone(), k2.clone());
                 async move {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -675,15 +678,18 @@ impl TestWitness {
                             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             (StatusCode::OK, lines).into_response()
                         }
-                        Err(r) if r.status == 409 => (
-                            StatusCode::CONFLICT,
-                            [(
-                                header::CONTENT_TYPE,
-                                collective_attest::witness::SIZE_CONTENT_TYPE,
-                            )],
-                            r.body,
-                        )
-                            .into_response(),
+                        Err(r) if r.status == 409 => {
+                            k.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            (
+                                StatusCode::CONFLICT,
+                                [(
+                                    header::CONTENT_TYPE,
+                                    collective_attest::witness::SIZE_CONTENT_TYPE,
+                                )],
+                                r.body,
+                            )
+                                .into_response()
+                        }
                         Err(r) => (
                             StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
                             r.body,
@@ -703,6 +709,7 @@ impl TestWitness {
             vkey,
             witness,
             cosigned,
+            conflicts,
         })
     }
 

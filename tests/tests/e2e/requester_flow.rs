@@ -763,9 +763,12 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
     // One bit flipped in an entry bundle of a copy of node 1's log.
     let tampered = d.join("tampered-log");
     copy_dir(&dirs.log_dir(), &tampered)?;
+    // The largest bundle is the one the current checkpoint covers (older
+    // checkpoints' partial bundles stay served beside it).
     let bundle = files_under(&tampered)
         .into_iter()
-        .find(|p| p.to_string_lossy().contains("/entries/"))
+        .filter(|p| p.to_string_lossy().contains("/entries/"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .context("no entry bundle in the log")?;
     let mut b = std::fs::read(&bundle)?;
     let mid = b.len() / 2;

@@ -53,7 +53,7 @@ async fn witnesses_cosign_and_the_audit_requires_a_quorum() -> Result<()> {
             ),
         },
     ];
-    let node = RunningNode::start(cfg).await?;
+    let node = RunningNode::start(cfg.clone()).await?;
     devnet
         .approve(&ids, &[Requester::default().recipient()], 0)
         .await?;
@@ -134,6 +134,34 @@ async fn witnesses_cosign_and_the_audit_requires_a_quorum() -> Result<()> {
         "1",
     ]);
     assert!(one_of_two.status.success());
+
+    // Cache-Control as tlog-tiles serves it: the checkpoint never cached,
+    // tiles immutable.
+    let c = reqwest::get(format!("{}/log/checkpoint", node.url)).await?;
+    assert_eq!(c.headers()["cache-control"], "no-cache");
+    let t = reqwest::get(format!("{}/log/tile/0/000.p/{size}", node.url)).await?;
+    assert!(t.status().is_success());
+    assert!(t.headers()["cache-control"].to_str()?.contains("immutable"));
+    node.stop().await;
+
+    // A restarted node does not know the witness's size: it sends `old 0`,
+    // gets 409 with the size, and resubmits from there.
+    let before = honest.cosigned.load(std::sync::atomic::Ordering::Relaxed);
+    let node = RunningNode::start(cfg).await?;
+    eventually(T, "the witness to cosign again after a 409", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        let cosigned = honest.cosigned.load(std::sync::atomic::Ordering::Relaxed) > before;
+        (cosigned && s["witnesses"][0]["cosigned_size"].as_u64() == s["log_size"].as_u64())
+            .then_some(())
+    })
+    .await?;
+    assert!(honest.conflicts.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let ok = audit_http(&node.url, &["--witness", &honest.vkey])?;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     node.stop().await;
     Ok(())
 }
