@@ -281,6 +281,20 @@ pub(crate) fn check_entries(
                 None
             }
         };
+        // The signature checks (the audit's cost) of one bundle, on every
+        // core; memory stays one bundle's statements.
+        let opened: Option<Vec<(Hash, Result<crate::Statement, crate::AttestError>)>> =
+            entries.as_ref().map(|es| {
+                use rayon::prelude::*;
+                es.par_iter()
+                    .enumerate()
+                    .map(|(i, bytes)| {
+                        let n = b * TILE_WIDTH + i as u64;
+                        (record_hash(bytes), open_entry(bytes, key, n))
+                    })
+                    .collect()
+            });
+        let mut opened = opened.map(Vec::into_iter);
         let mut tile_differs = false;
         for i in 0..width {
             let n = b * TILE_WIDTH + i as u64;
@@ -290,10 +304,9 @@ pub(crate) fn check_entries(
             if let Some(tl) = tile_leaf {
                 pass.tiles.add(n, tl);
             }
-            let Some(bytes) = entries.as_ref().map(|e| &e[i]) else {
+            let Some((leaf, st)) = opened.as_mut().and_then(Iterator::next) else {
                 continue;
             };
-            let leaf = record_hash(bytes);
             pass.entries.add(n, leaf);
             verified += 1;
             if tile_leaf.is_some_and(|tl| tl != leaf) {
@@ -302,7 +315,7 @@ pub(crate) fn check_entries(
                     differ_entries.push(n);
                 }
             }
-            match open_entry(bytes, key, n) {
+            match st {
                 Ok(st) => {
                     let p = &st.predicate;
                     if p.log_index != n || p.log_origin != origin {
