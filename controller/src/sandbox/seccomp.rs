@@ -182,10 +182,15 @@ pub fn deny_program() -> Result<BpfProgram, SandboxError> {
     rules.insert(libc::SYS_fchmod, mode_rules(1)?);
     rules.insert(libc::SYS_fchmodat, mode_rules(2)?);
     rules.insert(SYS_FCHMODAT2, mode_rules(2)?);
+    compile(rules, libc::EPERM)
+}
+
+/// A program that allows everything but `rules`, which fail with `errno`.
+fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, SandboxError> {
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Errno(errno as u32),
         target_arch()?,
     )
     .map_err(SandboxError::Seccomp)?;
@@ -196,14 +201,7 @@ pub fn deny_program() -> Result<BpfProgram, SandboxError> {
 pub fn clone3_program() -> Result<BpfProgram, SandboxError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     rules.insert(libc::SYS_clone3, vec![]);
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        target_arch()?,
-    )
-    .map_err(SandboxError::Seccomp)?;
-    filter.try_into().map_err(SandboxError::Seccomp)
+    compile(rules, libc::ENOSYS)
 }
 
 /// x86-64 only: `ENOSYS` for every x32 syscall number. Seven classic BPF
