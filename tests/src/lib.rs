@@ -740,3 +740,73 @@ impl Devnet {
         Ok(())
     }
 }
+
+/// Hostile jobs, each attempting one escape; the node must contain every
+/// one and log its end (`assert_hostile_contained`). `port` is a host
+/// listener the network job tries; `key_file` the node key it tries to read.
+pub fn hostile_jobs(port: u16, key_file: &Path) -> Vec<(&'static str, String)> {
+    let job = |cmd: &str, limits: &str| {
+        format!("kind: batch\ncommand: [/usr/bin/python3, -c, {cmd:?}]\nlimits:\n{limits}")
+    };
+    let wall = "  wall_seconds: 20\n";
+    let net = format!("import socket,sys\ns=socket.socket()\ns.settimeout(2)\ntry:\n  s.connect(('127.0.0.1',{port}))\nexcept Exception as e:\n  print('refused');sys.exit(3)\nprint('CONNECTED')");
+    let keys = format!("import sys\ntry:\n  print(open({:?}).read())\nexcept Exception:\n  print('denied');sys.exit(4)", key_file.display().to_string());
+    let write = "import sys\nn=0\nfor p in ['/job/x','/data/x','/usr/x','/x']:\n  try:\n    open(p,'w').write('x');n+=1\n  except Exception: pass\nsys.exit(5 if n==0 else 0)".to_string();
+    let bomb = "import os\nwhile True:\n  try:\n    if os.fork()==0:\n      import time;time.sleep(30);os._exit(0)\n  except OSError:\n    break\nos._exit(6)".to_string();
+    let mem = "x=bytearray(2*1024*1024*1024)".to_string();
+    let sleep = "import time\ntime.sleep(100)".to_string();
+    let big = "open('/out/big','wb').write(b'x'*(1024*1024))".to_string();
+    let names = "import os\nopen('/out/result.json','w').write('{}')\nfor n in ['ROW-'+'al'+'ice-diabetic','a\\nb']:\n  open('/out/'+n,'w').write('x')\nos.close(os.open(b'/out/\\xff\\xfe', os.O_CREAT|os.O_WRONLY))".to_string();
+    let many = "for i in range(10000):\n  open('/out/f%05d' % i,'w').close()".to_string();
+    vec![
+        ("net", job(&net, wall)),
+        ("keys", job(&keys, wall)),
+        ("writes", job(&write, wall)),
+        (
+            "forkbomb",
+            job(&bomb, "  wall_seconds: 10\n  processes: 16\n"),
+        ),
+        (
+            "memory",
+            job(&mem, "  wall_seconds: 20\n  memory_bytes: 268435456\n"),
+        ),
+        ("walltime", job(&sleep, "  wall_seconds: 2\n")),
+        (
+            "bigout",
+            job(&big, "  wall_seconds: 20\n  output_bytes: 65536\n"),
+        ),
+        ("names", job(&names, wall) + "outputs: [result.json]\n"),
+        ("many", job(&many, wall) + "outputs: ['f*']\n"),
+    ]
+}
+
+/// The verdicts `hostile_jobs` must get, from each job's `job-finished` run.
+pub fn assert_hostile_contained(get: &dyn Fn(&str) -> serde_json::Value) {
+    assert_eq!(get("net")["exit_status"], 3, "{}", get("net"));
+    assert_eq!(get("keys")["exit_status"], 4, "{}", get("keys"));
+    assert_eq!(get("writes")["exit_status"], 5, "{}", get("writes"));
+    assert_ne!(get("forkbomb")["exit_status"], 0, "{}", get("forkbomb"));
+    assert_ne!(get("memory")["exit_status"], 0, "{}", get("memory"));
+    assert!(
+        get("walltime")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("wall time"),
+        "{}",
+        get("walltime")
+    );
+    let bigout = get("bigout");
+    assert!(
+        bigout["exit_status"] != 0
+            || bigout["reason"]
+                .as_str()
+                .unwrap()
+                .contains("outputs refused"),
+        "{bigout}"
+    );
+    assert!(!bigout["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["name"] == "out/big.age"));
+}
