@@ -34,6 +34,8 @@
 #![warn(missing_docs)]
 
 pub mod anchor;
+pub mod bootstrap;
+pub mod check;
 pub mod config;
 pub mod gate;
 pub mod http;

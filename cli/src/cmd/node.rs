@@ -13,8 +13,19 @@ pub enum NodeCommand {
     /// Run the node: watch the repository and the chain, deploy approved
     /// trees, run their jobs sandboxed, log every decision, serve the API.
     Run(RunArgs),
-    /// Parse and validate a node config, then exit.
-    Check(RunArgs),
+    /// Check everything the node needs without starting it: the config, the
+    /// keys, the deployment, the chain, the node's on-chain registration and
+    /// the sandbox (a probe job). Exit 2 if any check fails.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Only parse and validate the config.
+    #[arg(long)]
+    pub config_only: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -30,10 +41,32 @@ fn load(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
 
 pub async fn run(c: NodeCommand, out: Output) -> anyhow::Result<u8> {
     match c {
-        NodeCommand::Check(a) => {
+        NodeCommand::Check(CheckArgs {
+            run: a,
+            config_only,
+        }) => {
             let cfg = load(&a.config)?;
-            out.result(&cfg, format!("{}: ok", a.config.display()))?;
-            Ok(crate::exit::OK)
+            if config_only {
+                out.result(&cfg, format!("{}: ok", a.config.display()))?;
+                return Ok(crate::exit::OK);
+            }
+            let checks = collective_controller::check::run(&cfg).await;
+            let mut human = format!("{}: config ok\n", a.config.display());
+            for c in &checks {
+                human.push_str(&format!(
+                    "{} {}: {}\n",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                ));
+            }
+            let ok = checks.iter().all(|c| c.ok);
+            out.result(&checks, human.trim_end().to_string())?;
+            Ok(if ok {
+                crate::exit::OK
+            } else {
+                crate::exit::REFUSED
+            })
         }
         NodeCommand::Run(a) => {
             let cfg = load(&a.config)?;

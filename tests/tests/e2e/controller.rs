@@ -924,10 +924,22 @@ fn cli_default_config_parses_and_typos_are_usage_errors() -> Result<()> {
     let good = tmp.path().join("node.yaml");
     std::fs::write(&good, &text)?;
     let st = std::process::Command::new(&bin)
-        .args(["node", "check", "--config"])
+        .args(["node", "check", "--config-only", "--config"])
         .arg(&good)
         .output()?;
     assert_eq!(st.status.code(), Some(0), "{st:?}");
+    // The full check of the default config: no keys there, no chain; each
+    // named, exit 2.
+    let st = std::process::Command::new(&bin)
+        .args(["node", "check", "--config"])
+        .arg(&good)
+        .output()?;
+    assert_eq!(st.status.code(), Some(2), "{st:?}");
+    let report = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        report.contains("FAIL keys") && report.contains("collective keys init"),
+        "{report}"
+    );
     let bad = tmp.path().join("bad.yaml");
     std::fs::write(
         &bad,

@@ -53,6 +53,24 @@ async fn witnesses_cosign_and_the_audit_requires_a_quorum() -> Result<()> {
             ),
         },
     ];
+    // `collective node check` passes on this registered, working setup.
+    let cfg_path = tmp.path().join("node.yaml");
+    std::fs::write(&cfg_path, serde_yaml::to_string(&cfg)?)?;
+    let check = std::process::Command::new(collective_bin())
+        .args(["node", "check", "--config"])
+        .arg(&cfg_path)
+        .output()?;
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        text.contains("keys match") && text.contains("probe job contained"),
+        "{text}"
+    );
     let node = RunningNode::start(cfg.clone()).await?;
     devnet
         .approve(&ids, &[Requester::default().recipient()], 0)
