@@ -68,9 +68,35 @@ async fn refresh(State(i): St) -> (StatusCode, &'static str) {
     (StatusCode::ACCEPTED, "refresh requested\n")
 }
 
-async fn runs(State(i): St) -> Json<serde_json::Value> {
-    let runs = i.state.lock().expect("lock").runs.clone();
-    Json(json!({ "runs": runs }))
+/// `/v1/runs?limit=N&before=INDEX`: the newest `limit` run entries (default
+/// [`RUNS_PAGE`], at most [`RUNS_PAGE_MAX`]) with a log index below
+/// `before`, oldest first; `next_before` pages further back. A response is
+/// bounded whatever the log's length.
+async fn runs(
+    State(i): St,
+    axum::extract::Query(q): axum::extract::Query<RunsQuery>,
+) -> Json<serde_json::Value> {
+    let limit = q.limit.unwrap_or(RUNS_PAGE).clamp(1, RUNS_PAGE_MAX);
+    let st = i.state.lock().expect("lock");
+    let end = match q.before {
+        Some(b) => st.runs.partition_point(|r| r.index < b),
+        None => st.runs.len(),
+    };
+    let start = end.saturating_sub(limit);
+    let page = &st.runs[start..end];
+    let next = (start > 0).then(|| page.first().map(|r| r.index)).flatten();
+    Json(json!({ "runs": page, "next_before": next }))
+}
+
+/// Default page of `/v1/runs`.
+pub const RUNS_PAGE: usize = 500;
+/// Largest page of `/v1/runs`.
+pub const RUNS_PAGE_MAX: usize = 2000;
+
+#[derive(Debug, serde::Deserialize)]
+struct RunsQuery {
+    limit: Option<usize>,
+    before: Option<u64>,
 }
 
 /// Resolve `rel` under `base`, refusing anything but plain components and

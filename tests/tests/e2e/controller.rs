@@ -561,7 +561,31 @@ async fn hostile_jobs_are_contained_and_logged() -> Result<()> {
         names.to_string().contains("3 undeclared or unsafe"),
         "{names}"
     );
-    let runs_json = serde_json::to_string(&node.runs().await?)?;
+    // /v1/runs pages back through history, bounded.
+    let all = node.runs().await?;
+    let p1 = node.get("/v1/runs?limit=3").await?;
+    let idx = |v: &serde_json::Value| -> Vec<u64> {
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap())
+            .collect()
+    };
+    let last3: Vec<u64> = all[all.len() - 3..]
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(idx(&p1), last3);
+    let before = p1["next_before"].as_u64().unwrap();
+    let p2 = node
+        .get(&format!("/v1/runs?limit=3&before={before}"))
+        .await?;
+    assert!(
+        idx(&p2).iter().all(|i| *i < before) && idx(&p2).len() == 3,
+        "{p2}"
+    );
+    let runs_json = serde_json::to_string(&all)?;
     assert!(
         !runs_json.contains("alice"),
         "a job-chosen name reached /v1/runs"
