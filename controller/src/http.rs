@@ -122,15 +122,45 @@ fn not_found() -> Response {
 }
 
 async fn outbox(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
+    use futures::StreamExt;
+    use tokio::io::AsyncReadExt;
     if !path.ends_with(".age") {
         return not_found();
     }
-    match safe_join(&i.cfg.paths.outbox_dir, &path).and_then(|p| std::fs::read(p).ok()) {
-        Some(bytes) if collective_vault::is_age_prefix(&bytes) => {
-            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+    let Some(p) = safe_join(&i.cfg.paths.outbox_dir, &path) else {
+        return not_found();
+    };
+    let Ok(mut f) = tokio::fs::File::open(&p).await else {
+        return not_found();
+    };
+    let Ok(meta) = f.metadata().await else {
+        return not_found();
+    };
+    // Only age files leave, whatever else the directory holds; checked on
+    // the first bytes, the rest streamed (outputs can be large).
+    let mut head = vec![0u8; 64];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]).await {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return not_found(),
         }
-        _ => not_found(),
     }
+    head.truncate(n);
+    if !meta.is_file() || !collective_vault::is_age_prefix(&head) {
+        return not_found();
+    }
+    let rest = tokio_util::io::ReaderStream::new(f);
+    let body = futures::stream::once(async move { Ok(axum::body::Bytes::from(head)) }).chain(rest);
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 async fn checkpoint(State(i): St) -> Response {
