@@ -106,6 +106,7 @@ fn main() {
         AuditOptions {
             keep_entries: false,
             keep_distinct: false,
+            keep_all: false,
             max_failures: 10,
         },
     )

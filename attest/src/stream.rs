@@ -184,6 +184,7 @@ impl Pass<'_> {
 #[derive(Default)]
 struct Kept {
     distinct_on: bool,
+    all: bool,
     seen: HashSet<(String, Option<String>, String)>,
     distinct: Vec<EntrySummary>,
     recent: VecDeque<EntrySummary>,
@@ -191,13 +192,14 @@ struct Kept {
 
 impl Kept {
     fn push(&mut self, e: EntrySummary) {
-        let distinct = self.distinct_on
-            && e.decision.needs_approval()
-            && self.seen.insert((
-                e.tree_sha256.clone(),
-                e.commit.clone(),
-                serde_json::to_string(&e.approval).unwrap_or_default(),
-            ));
+        let distinct = self.all
+            || self.distinct_on
+                && e.decision.needs_approval()
+                && self.seen.insert((
+                    e.tree_sha256.clone(),
+                    e.commit.clone(),
+                    serde_json::to_string(&e.approval).unwrap_or_default(),
+                ));
         if distinct {
             self.distinct.push(e);
         } else {
@@ -237,6 +239,7 @@ pub(crate) fn check_entries(
     };
     let mut kept = Kept {
         distinct_on: opts.keep_distinct,
+        all: opts.keep_all,
         ..Kept::default()
     };
     // Entries that differ from the level-0 tile at their index (capped).
@@ -318,6 +321,10 @@ pub(crate) fn check_entries(
             match st {
                 Ok(st) => {
                     let p = &st.predicate;
+                    *report
+                        .decision_counts
+                        .entry(p.decision.as_str().to_string())
+                        .or_default() += 1;
                     if p.log_index != n || p.log_origin != origin {
                         report.fail(
                             FailureKind::EntryPosition,

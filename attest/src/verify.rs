@@ -253,6 +253,9 @@ pub struct AuditOptions {
     /// then grows with the distinct approvals the log cites; off, the audit
     /// is flat in the log's size.
     pub keep_distinct: bool,
+    /// Keep every entry's summary (`collective audit --entries`): memory
+    /// then grows with the log.
+    pub keep_all: bool,
     /// At most this many failures are listed; the rest are counted.
     pub max_failures: usize,
 }
@@ -262,6 +265,7 @@ impl Default for AuditOptions {
         AuditOptions {
             keep_entries: true,
             keep_distinct: false,
+            keep_all: false,
             max_failures: 200,
         }
     }
@@ -280,6 +284,9 @@ pub struct AuditReport {
     pub consistency: Option<ConsistencyInfo>,
     /// Entries read and hashed into the rebuilt tree.
     pub entries_verified: u64,
+    /// Entries per decision (of those whose signature verified).
+    #[serde(default)]
+    pub decision_counts: std::collections::BTreeMap<String, u64>,
     /// Entry summaries: the last few, and with [`AuditOptions::keep_distinct`]
     /// one per distinct approval cited (empty when `keep_entries` is off).
     pub entries: Vec<EntrySummary>,
@@ -302,6 +309,7 @@ impl AuditReport {
             previous: None,
             consistency: None,
             entries_verified: 0,
+            decision_counts: Default::default(),
             entries: Vec::new(),
             failures: Vec::new(),
             failures_not_listed: 0,

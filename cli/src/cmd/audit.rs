@@ -60,6 +60,10 @@ pub struct Args {
     /// How many of the --witness keys must have cosigned (default: all).
     #[arg(long, value_name = "K", requires = "witnesses")]
     pub witness_quorum: Option<usize>,
+    /// List every entry in the report (memory then grows with the log);
+    /// by default the report lists the last entries and counts the rest.
+    #[arg(long)]
+    pub entries: bool,
     #[command(flatten)]
     pub deadlines: Deadlines,
 }
@@ -140,6 +144,7 @@ pub async fn run(args: Args, out: Output) -> anyhow::Result<u8> {
     // Approval and repository checks need one summary per distinct approval.
     let opts = AuditOptions {
         keep_distinct: args.code_registry.is_some() || args.repo.is_some(),
+        keep_all: args.entries,
         ..AuditOptions::default()
     };
     let vk = vkey.clone();
@@ -434,14 +439,26 @@ pub fn render(r: &AuditReport) -> String {
     for c in &r.checks {
         let _ = writeln!(s, "  - {c}");
     }
+    if !r.decision_counts.is_empty() {
+        let counts: Vec<String> = r
+            .decision_counts
+            .iter()
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        let _ = writeln!(s, "decisions: {}", counts.join(", "));
+    }
     if !r.entries.is_empty() {
-        let _ = writeln!(s, "entries:");
-        const MAX: usize = 500;
-        let skip = r.entries.len().saturating_sub(MAX);
-        if skip > 0 {
-            let _ = writeln!(s, "  ({skip} earlier entries not shown; use --json)");
+        let shown = r.entries.len() as u64;
+        if shown < r.entries_verified {
+            let _ = writeln!(
+                s,
+                "entries ({shown} of {} listed: the last ones and one per approval checked; --entries lists all):",
+                r.entries_verified
+            );
+        } else {
+            let _ = writeln!(s, "entries:");
         }
-        for e in &r.entries[skip..] {
+        for e in &r.entries {
             let mut line = format!(
                 "  #{:<5} {}  {:<12} tree {}",
                 e.index,

@@ -299,3 +299,29 @@ fn a_gzip_mirror_is_read_transparently() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("VERIFIED: 300 entries"), "{}", r.stdout);
 }
+
+#[test]
+fn the_report_summarizes_and_entries_lists_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = honest_log(dir.path(), 300);
+    let url = serve(dir.path().to_path_buf(), Arc::new(|_| Reply::File));
+    let r = audit(&url, &vkey, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("decisions: refused 300"), "{}", r.stdout);
+    let listed = r
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .count();
+    assert!(
+        listed > 0 && listed <= 20,
+        "{listed} entries listed by default"
+    );
+    let r = audit(&url, &vkey, &["--entries"]);
+    let listed = r
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .count();
+    assert_eq!(listed, 300, "{}", r.stdout);
+}
