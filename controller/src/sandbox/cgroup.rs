@@ -157,7 +157,19 @@ impl Cgroups {
                     // Enabling in the parent may fail when it is not ours
                     // (a delegated directory already has them); the child
                     // probe below is what decides.
-                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
+                    let sc = parent.join("cgroup.subtree_control");
+                    if std::fs::write(&sc, "+memory +pids").is_err()
+                        && own_v2_cgroup() == Some(parent.to_path_buf())
+                    {
+                        // cgroup v2 allows no process in a cgroup that
+                        // distributes controllers: under systemd's
+                        // `Delegate=` the node first moves itself into a
+                        // leaf of its own cgroup, then enables them.
+                        let leaf = parent.join("node");
+                        mk(&leaf)?;
+                        write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+                        write(&sc, "+memory +pids")?;
+                    }
                 }
                 mk(d)?;
                 write(&d.join("cgroup.subtree_control"), "+memory +pids")?;
@@ -233,6 +245,13 @@ impl Cgroups {
         }
         Ok(cg)
     }
+}
+
+/// The node's own cgroup v2 directory, from `/proc/self/cgroup`.
+fn own_v2_cgroup() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/')))
 }
 
 /// Whether the host has any swap device in use (`/proc/swaps` lists one).
