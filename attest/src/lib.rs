@@ -23,6 +23,7 @@
 pub mod entry;
 mod error;
 pub mod log;
+mod proof;
 mod stream;
 pub mod tiles;
 pub mod verify;
@@ -32,7 +33,7 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 pub use entry::{ApprovalRef, Decision, OutputDigest, Predicate, Statement, Subject};
 pub use error::AttestError;
-pub use log::{sign_checkpoint, Log};
+pub use log::Log;
 pub use tiles::{DirSource, TileSource};
 pub use verify::{
     audit, check_anchors, parse_verifier_key, verify_checkpoint, AuditOptions, AuditReport,
@@ -84,4 +85,29 @@ impl signed_note::Signer for NoteSigner {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
         Ok(self.key.try_sign(msg)?.to_bytes().to_vec())
     }
+}
+
+/// The signed checkpoint note of a tree `(size, root)` under `key`, as the
+/// log writes it: for witnesses, tools and test servers that must produce
+/// one (a key holder can sign any claim; auditors must not trust claims).
+pub fn sign_checkpoint(
+    origin: &str,
+    size: u64,
+    root: tlog_tiles::Hash,
+    key: &SigningKey,
+) -> Result<Vec<u8>, AttestError> {
+    let cp = tlog_tiles::Checkpoint::new(origin, size, root, "").map_err(|e| {
+        AttestError::MalformedCheckpoint {
+            reason: e.to_string(),
+        }
+    })?;
+    let mut note = signed_note::Note::new(&cp.to_bytes(), &[]).map_err(|e| {
+        AttestError::MalformedCheckpoint {
+            reason: e.to_string(),
+        }
+    })?;
+    let signer = NoteSigner::new(origin, key.clone());
+    note.add_sigs(&[&signer])
+        .map_err(|e| AttestError::Sign(e.to_string()))?;
+    Ok(note.to_bytes())
 }

@@ -31,7 +31,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use signed_note::{Note, VerifierList};
 use tlog_tiles::{
     record_hash, split_stored_hash_index, stored_hash_index, stored_hashes_for_record_hash,
-    tree_hash, Checkpoint, Error as TlogError, Hash, HashReader, Tile,
+    tree_hash, Error as TlogError, Hash, HashReader, Tile,
 };
 
 use crate::entry::{open_entry, sign_statement, Predicate, Statement, Subject};
@@ -40,7 +40,7 @@ use crate::tiles::{
     CHECKPOINT_PATH, TILE_HEIGHT, TILE_WIDTH,
 };
 use crate::verify::{verify_checkpoint, ProofBundle};
-use crate::{key_id_hex, verifier_key_string, AttestError, NoteSigner};
+use crate::{key_id_hex, sign_checkpoint, verifier_key_string, AttestError};
 
 /// An on-disk log, open for appending. One writer per directory.
 pub struct Log {
@@ -601,27 +601,4 @@ fn sync_dir(dir: &Path) -> Result<(), AttestError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| AttestError::io("fsync", dir, e))
-}
-
-/// The signed checkpoint note of a tree `(size, root)` under `key`, as the
-/// log writes it: for witnesses, tools and test servers that must produce
-/// one (a key holder can sign any claim; auditors must not trust claims).
-pub fn sign_checkpoint(
-    origin: &str,
-    size: u64,
-    root: Hash,
-    key: &SigningKey,
-) -> Result<Vec<u8>, AttestError> {
-    let cp =
-        Checkpoint::new(origin, size, root, "").map_err(|e| AttestError::MalformedCheckpoint {
-            reason: e.to_string(),
-        })?;
-    let mut note =
-        Note::new(&cp.to_bytes(), &[]).map_err(|e| AttestError::MalformedCheckpoint {
-            reason: e.to_string(),
-        })?;
-    let signer = NoteSigner::new(origin, key.clone());
-    note.add_sigs(&[&signer])
-        .map_err(|e| AttestError::Sign(e.to_string()))?;
-    Ok(note.to_bytes())
 }
