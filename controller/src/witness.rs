@@ -62,8 +62,6 @@ struct State {
 pub struct Witnesses {
     list: Vec<Witness>,
     client: reqwest::Client,
-    /// (checkpoint text, the same note with cosignatures).
-    cosigned: Mutex<Option<(String, String)>>,
 }
 
 impl Witnesses {
@@ -87,11 +85,7 @@ impl Witnesses {
                 what: "witnesses",
                 source,
             })?;
-        Ok(Witnesses {
-            list,
-            client,
-            cosigned: Mutex::new(None),
-        })
+        Ok(Witnesses { list, client })
     }
 
     /// Whether any witness is configured.
@@ -115,67 +109,45 @@ impl Witnesses {
             .collect()
     }
 
-    /// The checkpoint to serve: `checkpoint` with the cosignatures collected
-    /// for exactly it, if any.
+    /// The checkpoint to serve: `checkpoint` with the cosignatures the
+    /// witnesses returned for exactly it.
     pub fn served(&self, checkpoint: String) -> String {
-        match &*self.cosigned.lock().expect("lock") {
-            Some((cp, cosigned)) if *cp == checkpoint => cosigned.clone(),
-            _ => checkpoint,
-        }
-    }
-
-    /// Whether a round for `checkpoint` has something to do.
-    pub fn pending(&self, checkpoint: &str) -> bool {
-        self.list.iter().any(|w| {
-            let s = w.state.lock().expect("lock");
-            s.cosig.as_ref().is_none_or(|(cp, _)| cp != checkpoint)
-        })
-    }
-
-    /// Submits `checkpoint` (of the log in `log_dir`) to every witness that
-    /// has not cosigned it, concurrently; then updates the served note.
-    pub async fn round(&self, log_dir: PathBuf, checkpoint: String, log_vkey: String) {
-        let futs = self.list.iter().map(|w| {
-            let (dir, cp, vk) = (log_dir.clone(), checkpoint.clone(), log_vkey.clone());
-            async move {
-                let done = w
-                    .state
-                    .lock()
-                    .expect("lock")
-                    .cosig
-                    .as_ref()
-                    .is_some_and(|(c, _)| *c == cp);
-                if done {
-                    return;
-                }
-                let r = self.submit(w, dir, &cp, &vk).await;
-                let mut s = w.state.lock().expect("lock");
-                match r {
-                    Ok(lines) => {
-                        s.cosig = Some((cp, lines));
-                        s.error = None;
-                    }
-                    Err(e) => {
-                        if s.error.as_deref() != Some(e.as_str()) {
-                            tracing::warn!(witness = %w.url, error = %e, "witness did not cosign");
-                        }
-                        s.error = Some(e);
-                    }
-                }
-            }
-        });
-        futures::future::join_all(futs).await;
-        let mut note = checkpoint.clone().into_bytes();
+        let mut note = checkpoint.clone();
         for w in &self.list {
             let s = w.state.lock().expect("lock");
             if let Some((cp, lines)) = &s.cosig {
                 if *cp == checkpoint {
-                    note.extend_from_slice(lines);
+                    note.push_str(&String::from_utf8_lossy(lines));
                 }
             }
         }
-        *self.cosigned.lock().expect("lock") =
-            Some((checkpoint, String::from_utf8_lossy(&note).into_owned()));
+        note
+    }
+
+    /// Whether witness `i` has yet to cosign `checkpoint`.
+    fn needs(&self, i: usize, checkpoint: &str) -> bool {
+        let s = self.list[i].state.lock().expect("lock");
+        s.cosig.as_ref().is_none_or(|(cp, _)| cp != checkpoint)
+    }
+
+    /// Submits `checkpoint` (of the log in `log_dir`) to witness `i` and
+    /// records the outcome (a changed error is logged once).
+    async fn submit_to(&self, i: usize, log_dir: PathBuf, checkpoint: String, log_vkey: &str) {
+        let w = &self.list[i];
+        let r = self.submit(w, log_dir, &checkpoint, log_vkey).await;
+        let mut s = w.state.lock().expect("lock");
+        match r {
+            Ok(lines) => {
+                s.cosig = Some((checkpoint, lines));
+                s.error = None;
+            }
+            Err(e) => {
+                if s.error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(witness = %w.url, error = %e, "witness did not cosign");
+                }
+                s.error = Some(e);
+            }
+        }
     }
 
     /// One witness: add-checkpoint from the size it knows, adopting its
@@ -265,30 +237,38 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Submits each new checkpoint to the witnesses, and retries the ones that
-/// failed every few seconds, until `shutdown`. Level-triggered: each turn
-/// reads the current checkpoint and does what it still lacks.
+/// Submits each new checkpoint to every witness, each on its own task (a
+/// slow or stalled witness delays no other), retrying a failed one every
+/// few seconds, until `shutdown`. Level-triggered: each turn reads the
+/// current checkpoint and does what that witness still lacks.
 pub async fn run(
     inner: std::sync::Arc<crate::node::Inner>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let mut last_try: Option<(String, std::time::Instant)> = None;
-    loop {
-        if let Some(cp) = inner.checkpoint_text() {
-            let retry_due = last_try
-                .as_ref()
-                .is_none_or(|(c, t)| *c != cp || t.elapsed() >= Duration::from_secs(5));
-            if inner.witnesses.pending(&cp) && retry_due {
-                last_try = Some((cp.clone(), std::time::Instant::now()));
-                inner
-                    .witnesses
-                    .round(inner.log_dir().to_path_buf(), cp, inner.verifier_key())
-                    .await;
+    let tasks = (0..inner.witnesses.list.len()).map(|i| {
+        let (inner, shutdown) = (inner.clone(), shutdown.clone());
+        async move {
+            let mut last_try: Option<(String, std::time::Instant)> = None;
+            loop {
+                if let Some(cp) = inner.checkpoint_text() {
+                    let retry_due = last_try
+                        .as_ref()
+                        .is_none_or(|(c, t)| *c != cp || t.elapsed() >= Duration::from_secs(5));
+                    if inner.witnesses.needs(i, &cp) && retry_due {
+                        last_try = Some((cp.clone(), std::time::Instant::now()));
+                        let (dir, vk) = (inner.log_dir().to_path_buf(), inner.verifier_key());
+                        tokio::select! {
+                            _ = inner.witnesses.submit_to(i, dir, cp, &vk) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = shutdown.cancelled() => break,
+                }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
+    });
+    futures::future::join_all(tasks).await;
 }
