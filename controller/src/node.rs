@@ -385,9 +385,8 @@ impl Node {
                 });
             }
         }
-        // Jobs must never inherit a descriptor the node was started with.
-        sandbox::fds::cloexec_all();
-        // Refuse to start when the host cannot give jobs every guarantee.
+        // Refuse to start (check_host also marks every inherited
+        // descriptor close-on-exec, so no job gets one) when the host cannot give jobs every guarantee.
         let sandbox_mode = sandbox::Mode::current();
         let cgroups =
             sandbox::check_host(&cfg.sandbox.bwrap, &cfg.sandbox.cgroups, sandbox_mode).await?;
