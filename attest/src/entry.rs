@@ -139,6 +139,12 @@ pub struct Predicate {
     pub decision: Decision,
     /// Why, in words (refusal reasons, revocation reason, ...).
     pub reason: String,
+    /// Why, as a stable machine code (`not-approved`, `expired`,
+    /// `deploy-materialize`, ...): what the node deduplicates refusals by,
+    /// so an unchanged verdict is logged once whatever its wording (the
+    /// reason text may carry times and error details that vary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
     /// The on-chain approval the decision relied on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRef>,
@@ -175,6 +181,7 @@ impl Predicate {
         Predicate {
             decision,
             reason: reason.into(),
+            reason_code: None,
             approval: None,
             policy_digest: None,
             job: None,

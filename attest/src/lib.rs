@@ -29,7 +29,10 @@ pub mod tiles;
 pub mod verify;
 pub mod witness;
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, VerifyingKey};
+
+/// The log's signing key type (ed25519), for callers that hold one.
+pub use ed25519_dalek::SigningKey;
 
 pub use entry::{ApprovalRef, Decision, OutputDigest, Predicate, Statement, Subject};
 pub use error::AttestError;

@@ -18,7 +18,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
 use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolEvent, SolInterface};
+use alloy::sol_types::SolInterface;
 use alloy::transports::http::reqwest;
 
 use crate::bindings::{
@@ -26,6 +26,8 @@ use crate::bindings::{
 };
 use crate::error::{ChainError, Result};
 use crate::types::*;
+
+mod pinned;
 
 /// Connection to one RPC endpoint and one deployed suite. Cheap to clone.
 #[derive(Clone)]
@@ -480,46 +482,8 @@ impl ChainClient {
         tree_sha256: B256,
         block: u64,
     ) -> Result<Option<Approval>> {
-        let addr = self.inner.addresses.code_registry;
-        let a = self
-            .code()
-            .getApproval(tree_sha256)
-            .block(BlockId::number(block))
-            .call()
+        self.approval_at_id(tree_sha256, BlockId::number(block))
             .await
-            .map_err(|e| self.contract_err("CodeRegistry", addr, "getApproval", &e))?;
-        if a.approvedBlock == 0 {
-            return Ok(None);
-        }
-        let filter = Filter::new()
-            .address(addr)
-            .event_signature(CodeRegistry::Approved::SIGNATURE_HASH)
-            .topic1(tree_sha256)
-            .from_block(a.approvedBlock)
-            .to_block(a.approvedBlock);
-        let logs = self.logs(&filter).await?;
-        let Some(log) = logs.last() else {
-            return Err(ChainError::Inconsistent {
-                url: self.inner.url.clone(),
-                what: format!(
-                    "no Approved event for {tree_sha256} in block {}",
-                    a.approvedBlock
-                ),
-            });
-        };
-        Ok(Some(Approval {
-            tree_sha256: a.treeSha256,
-            tree_sha1: a.treeSha1,
-            recipients: a.recipients,
-            expires_at: a.expiresAt,
-            uri: a.uri,
-            revoked: a.revoked,
-            revoke_reason: a.revokeReason,
-            approved_block: a.approvedBlock,
-            approved_block_hash: log.block_hash.unwrap_or_default(),
-            approved_tx: log.transaction_hash.unwrap_or_default(),
-            approved_at: a.approvedAt,
-        }))
     }
 
     /// The contract's own verdict (known, unrevoked, unexpired, not paused)
@@ -713,34 +677,7 @@ impl ChainClient {
         let Some(at) = self.confirmed_block(confirmations).await? else {
             return Ok(Vec::new());
         };
-        let addr = self.inner.addresses.data_registry;
-        let n = self
-            .data()
-            .contributionCount(node_id)
-            .block(BlockId::number(at))
-            .call()
-            .await
-            .map_err(|e| self.contract_err("DataRegistry", addr, "contributionCount", &e))?;
-        let mut out = Vec::new();
-        for i in 0..n.to::<u64>() {
-            let c = self
-                .data()
-                .contributionAt(node_id, U256::from(i))
-                .block(BlockId::number(at))
-                .call()
-                .await
-                .map_err(|e| self.contract_err("DataRegistry", addr, "contributionAt", &e))?;
-            out.push(Contribution {
-                sha256: c.sha256,
-                uri: c.uri,
-                size: c.size,
-                node_id: c.nodeId,
-                contributor: c.contributor,
-                withdrawn: c.withdrawn,
-                contributed_block: c.contributedBlock,
-            });
-        }
-        Ok(out)
+        self.contributions_at_id(node_id, BlockId::number(at)).await
     }
 
     /// Register a ciphertext encrypted to `node_id` (contributor key).

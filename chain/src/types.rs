@@ -458,3 +458,17 @@ mod prop_tests {
         }
     }
 }
+
+/// One block, as a snapshot is pinned to it: reads "at" a `BlockRef` name
+/// the block by hash (EIP-1898), so all of them see the same state, and a
+/// reorg that replaces the block makes them fail rather than mix two
+/// chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Block timestamp (unix seconds): the chain's clock.
+    pub timestamp: u64,
+}

@@ -59,3 +59,39 @@ pub async fn anchor_checkpoint(
     tracing::info!(size, tx = %tx.tx_hash, block = tx.block_number, "checkpoint anchored");
     Ok(Some(tx))
 }
+
+/// Anchors the node's log on an interval (with the operator's key).
+#[derive(Debug)]
+pub struct Anchorer {
+    /// A client carrying the operator's key.
+    pub chain: ChainClient,
+    /// This node's id.
+    pub node_id: B256,
+    /// The last anchored checkpoint.
+    pub last: parking_lot::Mutex<Option<crate::status::AnchorInfo>>,
+}
+
+impl Anchorer {
+    /// Anchor `(size, root)` unless it is already the last anchored.
+    pub async fn anchor(
+        &self,
+        size: u64,
+        root: [u8; 32],
+    ) -> Result<Option<crate::status::AnchorInfo>, ChainError> {
+        if size == 0 || self.last.lock().as_ref().map(|a| a.size) == Some(size) {
+            return Ok(None);
+        }
+        let Some(tx) = anchor_checkpoint(&self.chain, self.node_id, size, B256::from(root)).await?
+        else {
+            return Ok(None);
+        };
+        let info = crate::status::AnchorInfo {
+            size,
+            root: hex::encode(root),
+            tx_hash: format!("{:#x}", tx.tx_hash),
+            block_number: tx.block_number,
+        };
+        *self.last.lock() = Some(info.clone());
+        Ok(Some(info))
+    }
+}

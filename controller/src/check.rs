@@ -86,7 +86,7 @@ pub async fn run(cfg: &NodeConfig) -> Vec<Check> {
 }
 
 /// The node is registered on chain with the keys on disk.
-async fn registration(
+pub(crate) async fn registration(
     cfg: &NodeConfig,
     chain: &ChainClient,
     keys: Option<&collective_vault::NodeKeys>,

@@ -15,7 +15,7 @@ use collective_policy::{
     decide, ApprovalView, DecisionInput, JobManifest, NodePolicy, PolicyError, Reason, TreeFacts,
 };
 
-use crate::reconcile::{TreeRef, Verdict};
+use crate::reconcile::{TreeRef, Verdict, Why};
 use crate::sandbox::SandboxLimits;
 
 /// Parsed manifests of a tree: `(job name, manifest or error)`.
@@ -90,15 +90,20 @@ pub fn verdict(i: &GateInput<'_>) -> Verdict {
     if d.allowed {
         return Verdict::Allowed;
     }
-    let summary = d.summary();
+    // The code: every reason's code, in order, so a new problem is news
+    // and the same problems in new words are not.
+    let mut codes: Vec<&str> = d.reasons.iter().map(Reason::code).collect();
+    codes.dedup();
+    let why = |reason: String| Why::new(codes.join("+"), reason);
     match d.reasons.first() {
-        Some(Reason::NotApproved { .. }) => Verdict::NotApproved(format!(
+        Some(Reason::NotApproved { .. }) => Verdict::NotApproved(why(format!(
             "no approval on chain for tree sha256 {} at confirmation depth {}",
             i.tree.sha256, i.confirmations
-        )),
-        Some(Reason::Revoked { .. }) => Verdict::Revoked(summary),
-        Some(Reason::RegistryPaused | Reason::Expired { .. }) => Verdict::Suspended(summary),
-        _ => Verdict::Refused(summary),
+        ))),
+        Some(Reason::Revoked { .. }) => Verdict::Revoked(why(d.summary())),
+        Some(Reason::RegistryPaused) => Verdict::Paused(why(d.summary())),
+        Some(Reason::Expired { .. }) => Verdict::Suspended(why(d.summary())),
+        _ => Verdict::Refused(why(d.summary())),
     }
 }
 
@@ -172,8 +177,9 @@ mod tests {
         let is = |v: &Verdict, k: &str| match (v, k) {
             (Verdict::Allowed, "allowed") => true,
             (Verdict::NotApproved(_), "pending") => true,
-            (Verdict::Revoked(r), "revoked") => r.contains("leak"),
-            (Verdict::Suspended(_), "suspended") => true,
+            (Verdict::Revoked(r), "revoked") => r.reason.contains("leak"),
+            (Verdict::Suspended(w), "suspended") => w.code == "expired",
+            (Verdict::Paused(w), "paused") => w.code == "registry-paused",
             (Verdict::Refused(_), "refused") => true,
             _ => false,
         };
@@ -201,7 +207,7 @@ mod tests {
             (
                 "paused",
                 run(Some(&a), true, 1000, &[("stats", BATCH)], &p),
-                "suspended",
+                "paused",
             ),
             (
                 "sha1 mismatch",
@@ -227,6 +233,10 @@ mod tests {
         for (name, v, want) in &cases {
             assert!(is(v, want), "{name}: {v:?}");
         }
+        // Expiry's sentence carries the time; its code does not.
+        let later = run(Some(&a), false, 2500, &[("stats", BATCH)], &p);
+        assert_eq!(cases[2].1.code(), later.code());
+        assert_ne!(cases[2].1.reason(), later.reason());
     }
 
     #[test]
@@ -257,7 +267,7 @@ mod tests {
             confirmations: 0,
         });
         assert!(
-            matches!(&v, Verdict::Refused(r) if r.contains("recomputed")),
+            matches!(&v, Verdict::Refused(r) if r.reason.contains("recomputed") && r.code == "sha256-mismatch"),
             "{v:?}"
         );
     }

@@ -10,8 +10,9 @@
 //! component (no `..`, no absolute paths, no symlinks) before touching disk.
 
 use std::fmt::Write as _;
+use std::num::NonZeroU32;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
@@ -19,12 +20,117 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
 use serde_json::json;
+use tokio::sync::{watch, Notify};
 
-use crate::node::Inner;
+use crate::journal::JournalReader;
+use crate::status::{Metrics, Status};
+use crate::witness::Witnesses;
+
+/// What the API may see: a status snapshot, the log (read-only), public
+/// keys and counters. No private key is reachable from here.
+#[derive(Clone)]
+pub struct View {
+    /// The loop's published status.
+    pub status: watch::Receiver<Status>,
+    /// The log, read-only.
+    pub journal: JournalReader,
+    /// Public identity of the node.
+    pub public: PublicInfo,
+    /// Witness cosignatures and their state.
+    pub witnesses: Arc<Witnesses>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where exported ciphertexts are published.
+    pub outbox_dir: PathBuf,
+    /// For `collective_uptime_seconds`.
+    pub started_at: std::time::Instant,
+    /// The `/v1/refresh` gate.
+    pub refresh: Arc<RefreshGate>,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The node's public identity, served at `/v1/node`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicInfo {
+    /// Node id (0x-hex).
+    pub node_id: String,
+    /// Chain id the node runs on.
+    pub chain_id: u64,
+    /// age recipient contributors encrypt to.
+    pub encryption_recipient: String,
+    /// Ed25519 log key (base64).
+    pub log_public_key: String,
+    /// The log's C2SP note verifier key.
+    pub log_verifier_key: String,
+    /// The log's origin line.
+    pub log_origin: String,
+}
+
+/// Requests per second `/v1/refresh` lets through (with a burst of
+/// [`REFRESH_BURST`]); the rest get 429 and change nothing.
+pub const REFRESH_PER_SECOND: u32 = 2;
+/// Burst allowance of `/v1/refresh`.
+pub const REFRESH_BURST: u32 = 5;
+
+/// Rate limit and debounce for `/v1/refresh`.
+///
+/// Amplification argument: a request only sets a flag and wakes the loop.
+/// Requests that arrive while a wake is pending are folded into it (the
+/// loop reads the flag once per pass), and the rate limiter caps how often
+/// the flag can be raised at all, so a flood of requests costs at most
+/// [`REFRESH_PER_SECOND`] extra passes per second, whatever its size.
+pub struct RefreshGate {
+    limiter: DefaultDirectRateLimiter,
+    fetch_requested: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for RefreshGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshGate").finish_non_exhaustive()
+    }
+}
+
+impl RefreshGate {
+    /// A gate that raises `fetch_requested` and wakes the loop.
+    pub fn new(fetch_requested: Arc<AtomicBool>, wake: Arc<Notify>) -> RefreshGate {
+        let quota =
+            Quota::per_second(NonZeroU32::new(REFRESH_PER_SECOND).unwrap_or(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(REFRESH_BURST).unwrap_or(NonZeroU32::MIN));
+        RefreshGate {
+            limiter: RateLimiter::direct(quota),
+            fetch_requested,
+            wake,
+        }
+    }
+
+    /// Whether this request was let through. A request folded into a
+    /// pending wake counts as let through: it will be served by that pass.
+    pub fn request(&self) -> bool {
+        if self.fetch_requested.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.limiter.check().is_err() {
+            return false;
+        }
+        self.fetch_requested.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+        true
+    }
+}
 
 /// Build the router.
-pub fn router(inner: Arc<Inner>) -> Router {
+pub fn router(view: View) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/v1/status", get(status))
@@ -35,37 +141,38 @@ pub fn router(inner: Arc<Inner>) -> Router {
         .route("/log/{*path}", get(log_file))
         .route("/metrics", get(metrics))
         .route("/v1/refresh", axum::routing::post(refresh))
-        .with_state(inner)
+        .with_state(view)
 }
 
-type St = State<Arc<Inner>>;
+type St = State<View>;
 
-async fn status(State(i): St) -> Json<serde_json::Value> {
-    let s = i.status.lock().expect("lock").clone();
-    let recent = i.state.lock().expect("lock").latest(20);
-    let mut v = serde_json::to_value(&s).unwrap_or_default();
-    v["recent"] = serde_json::to_value(recent).unwrap_or_default();
-    v["log_size"] = json!(i.log_size());
-    v["witnesses"] = json!(i.witnesses.status());
-    Json(v)
+async fn status(State(v): St) -> Json<serde_json::Value> {
+    let s = v.status.borrow().clone();
+    let mut out = serde_json::to_value(&s).unwrap_or_default();
+    out["recent"] = serde_json::to_value(v.journal.latest(20)).unwrap_or_default();
+    out["log_size"] = json!(v.journal.head().0);
+    out["witnesses"] = json!(v.witnesses.status());
+    Json(out)
 }
 
-async fn node(State(i): St) -> Json<serde_json::Value> {
-    Json(json!({
-        "node_id": format!("0x{}", hex::encode(i.node_id)),
-        "chain_id": i.chain_id,
-        "encryption_recipient": i.keys.recipient(),
-        "log_public_key": i.keys.log_public_key_base64(),
-        "log_verifier_key": i.verifier_key(),
-        "log_origin": i.cfg.log.origin,
-        "controller_version": env!("CARGO_PKG_VERSION"),
-    }))
+async fn node(State(v): St) -> Json<serde_json::Value> {
+    let mut out = serde_json::to_value(&v.public).unwrap_or_default();
+    out["controller_version"] = json!(env!("CARGO_PKG_VERSION"));
+    Json(out)
 }
 
-async fn refresh(State(i): St) -> (StatusCode, &'static str) {
-    i.fetch_requested.store(true, Ordering::Relaxed);
-    i.wake.notify_one();
-    (StatusCode::ACCEPTED, "refresh requested\n")
+async fn refresh(State(v): St) -> Response {
+    if v.refresh.request() {
+        (StatusCode::ACCEPTED, "refresh requested\n").into_response()
+    } else {
+        v.metrics.refresh_limited.inc();
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many refresh requests; the node also polls on its own\n",
+        )
+            .into_response()
+    }
 }
 
 /// `/v1/runs?limit=N&before=INDEX`: the newest `limit` run entries (default
@@ -73,18 +180,20 @@ async fn refresh(State(i): St) -> (StatusCode, &'static str) {
 /// `before`, oldest first; `next_before` pages further back. A response is
 /// bounded whatever the log's length.
 async fn runs(
-    State(i): St,
+    State(v): St,
     axum::extract::Query(q): axum::extract::Query<RunsQuery>,
 ) -> Json<serde_json::Value> {
     let limit = q.limit.unwrap_or(RUNS_PAGE).clamp(1, RUNS_PAGE_MAX);
-    let st = i.state.lock().expect("lock");
-    let end = match q.before {
-        Some(b) => st.runs.partition_point(|r| r.index < b),
-        None => st.runs.len(),
-    };
-    let start = end.saturating_sub(limit);
-    let page = &st.runs[start..end];
-    let next = (start > 0).then(|| page.first().map(|r| r.index)).flatten();
+    let (page, next) = v.journal.state(|st| {
+        let end = match q.before {
+            Some(b) => st.runs.partition_point(|r| r.index < b),
+            None => st.runs.len(),
+        };
+        let start = end.saturating_sub(limit);
+        let page: Vec<_> = st.runs.range(start..end).cloned().collect();
+        let next = (start > 0).then(|| page.first().map(|r| r.index)).flatten();
+        (page, next)
+    });
     Json(json!({ "runs": page, "next_before": next }))
 }
 
@@ -121,13 +230,13 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-async fn outbox(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
+async fn outbox(State(v): St, UrlPath(path): UrlPath<String>) -> Response {
     use futures::StreamExt;
     use tokio::io::AsyncReadExt;
     if !path.ends_with(".age") {
         return not_found();
     }
-    let Some(p) = safe_join(&i.cfg.paths.outbox_dir, &path) else {
+    let Some(p) = safe_join(&v.outbox_dir, &path) else {
         return not_found();
     };
     let Ok(mut f) = tokio::fs::File::open(&p).await else {
@@ -163,8 +272,8 @@ async fn outbox(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
         .into_response()
 }
 
-async fn checkpoint(State(i): St) -> Response {
-    match i.checkpoint_text().map(|t| i.witnesses.served(t)) {
+async fn checkpoint(State(v): St) -> Response {
+    match v.journal.checkpoint_text().map(|t| v.witnesses.served(t)) {
         // The checkpoint moves with every append: never served stale.
         Some(t) => (
             [
@@ -178,8 +287,8 @@ async fn checkpoint(State(i): St) -> Response {
     }
 }
 
-async fn log_file(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
-    let Some(p) = safe_join(i.log_dir(), &path) else {
+async fn log_file(State(v): St, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(p) = safe_join(v.journal.log_dir(), &path) else {
         return not_found();
     };
     match tokio::fs::read(p).await {
@@ -204,77 +313,20 @@ async fn log_file(State(i): St, UrlPath(path): UrlPath<String>) -> Response {
     }
 }
 
-/// Prometheus text exposition format.
-async fn metrics(State(i): St) -> Response {
-    let m = &i.metrics;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    };
-    gauge(
-        "collective_reconciles_total",
-        "Reconcile rounds.",
-        "counter",
-        m.reconciles.load(Ordering::Relaxed),
-    );
-    gauge(
-        "collective_read_errors_total",
-        "Failed reads of chain or repository.",
-        "counter",
-        m.read_errors.load(Ordering::Relaxed),
-    );
-    gauge(
-        "collective_jobs_started_total",
-        "Jobs started.",
-        "counter",
-        m.jobs_started.load(Ordering::Relaxed),
-    );
-    gauge(
-        "collective_anchors_total",
-        "Checkpoints anchored on chain.",
-        "counter",
-        m.anchors.load(Ordering::Relaxed),
-    );
-    gauge(
-        "collective_log_size",
-        "Entries in the decision log.",
-        "gauge",
-        i.log_size(),
-    );
-    gauge(
-        "collective_uptime_seconds",
-        "Seconds since start.",
-        "gauge",
-        i.started_at.elapsed().as_secs(),
-    );
-    let (running, deployed) = {
-        let s = i.status.lock().expect("lock");
-        (s.running.len() as u64, u64::from(s.deployed.is_some()))
-    };
-    gauge(
-        "collective_jobs_running",
-        "Jobs running now.",
-        "gauge",
-        running,
-    );
-    gauge(
-        "collective_deployed",
-        "1 if a tree is deployed.",
-        "gauge",
-        deployed,
-    );
-    let _ = writeln!(out, "# HELP collective_actions_total Reconcile actions taken, by kind.\n# TYPE collective_actions_total counter");
-    for (k, v) in m.actions.lock().expect("lock").iter() {
-        let _ = writeln!(out, "collective_actions_total{{action=\"{k}\"}} {v}");
-    }
-    let _ = writeln!(out, "# HELP collective_decisions_total Log entries, by decision.\n# TYPE collective_decisions_total counter");
-    for (k, v) in i.state.lock().expect("lock").counts.iter() {
-        let _ = writeln!(out, "collective_decisions_total{{decision=\"{k}\"}} {v}");
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+/// OpenMetrics text (prometheus-client).
+async fn metrics(State(v): St) -> Response {
+    v.metrics.uptime.set(v.started_at.elapsed().as_secs());
+    v.metrics
+        .log_size
+        .set(i64::try_from(v.journal.head().0).unwrap_or(i64::MAX));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        v.metrics.encode(),
+    )
+        .into_response()
 }
 
 fn esc(s: &str) -> String {
@@ -285,9 +337,10 @@ fn esc(s: &str) -> String {
 }
 
 /// A status page a DAO member can read.
-async fn index(State(i): St) -> Html<String> {
-    let s = i.status.lock().expect("lock").clone();
-    let recent = i.state.lock().expect("lock").latest(25);
+async fn index(State(v): St) -> Html<String> {
+    let s = v.status.borrow().clone();
+    let recent = v.journal.latest(25);
+    let (log_size, _) = v.journal.head();
     let mut h = String::new();
     let _ = write!(
         h,
@@ -296,14 +349,22 @@ async fn index(State(i): St) -> Html<String> {
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}</style></head><body>\
          <h1>collective node</h1><p>Node id <code>{}</code> &middot; chain {} block {}</p>",
         esc(&s.node_id),
-        i.chain_id,
+        v.public.chain_id,
         s.chain_block.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
     );
-    if let Some(e) = &s.chain_error {
-        let _ = write!(
-            h,
-            "<p><b>Chain unreachable:</b> {} (nothing new deploys until it answers)</p>",
-            esc(e)
+    if !s.problems.is_empty() {
+        h.push_str("<h2>Problems</h2><table><tr><th>where</th><th>what</th><th>since</th></tr>");
+        for (src, p) in &s.problems {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(src),
+                esc(&p.message),
+                esc(&p.since)
+            );
+        }
+        h.push_str(
+            "</table><p>While the chain or repository cannot be read, nothing new deploys.</p>",
         );
     }
     h.push_str("<h2>Deployed tree</h2>");
@@ -358,7 +419,7 @@ async fn index(State(i): St) -> Html<String> {
     let _ = write!(
         h,
         "<h2>Log</h2><p>{} entries, root <code>{}</code>. ",
-        i.log_size(),
+        log_size,
         esc(&s.log_root)
     );
     match &s.last_anchor {

@@ -5,16 +5,28 @@
 //! sandbox, and writes every decision to the attest log, which is also its
 //! only durable memory. See DESIGN.md, "The controller loop".
 //!
-//! Map of the crate:
+//! Map of the crate, in dependency order (a module uses only those above
+//! it; only [`bootstrap`] and [`daemon`] touch private keys):
+//! - [`error`]: [`ControllerError`] with sources and `is_retryable()`;
 //! - [`config`]: `node.yaml` (strict, validated; `collective config --default`);
 //! - [`reconcile`]: the pure `reconcile(desired, observed) -> Action`;
-//! - [`gate`]: verdicts through `collective_policy::decide`;
+//! - [`gate`]: verdicts through `collective_policy::decide`, with reason codes;
 //! - [`state`]: the state replayed from the log;
+//! - [`status`]: the public status, current problems, metrics;
+//! - [`journal`]: the only writer of the log and of [`state::State`];
 //! - [`repo`]: the deploy branch (local + `notify`, or remote + fetch);
+//! - [`world`]: one snapshot of chain and repository pinned at one block;
+//! - [`deploy`]: materializing and verifying approved trees;
 //! - [`sandbox`]: bubblewrap runner and its security argument;
-//! - [`node`]: the I/O loop, deploy, jobs, outputs, anchoring;
-//! - [`http`]: the read-only API and status page;
-//! - [`anchor`]: checkpoint anchoring on `NodeRegistry`.
+//! - [`outputs`]: checking and publishing job outputs;
+//! - [`jobs`]: the job supervisor (a panic is a logged failed end);
+//! - [`runner`]: jobs in the sandbox (holds the decryption identity);
+//! - [`anchor`]: checkpoint anchoring on `NodeRegistry`;
+//! - [`control`]: the loop: triggers, passes, backoff;
+//! - [`witness`], [`github`]: optional background tasks;
+//! - [`http`]: the read-only API and status page over a [`http::View`];
+//! - [`bootstrap`], [`check`]: start-up (keys, chain, host) and `node check`;
+//! - [`daemon`]: [`Node`], wiring the above together.
 //!
 //! Crash recovery. `job-started` is logged before a sandbox starts and one
 //! end record (`job-finished`, `exported`, or `revoked`/`suspended`/
@@ -37,100 +49,27 @@ pub mod anchor;
 pub mod bootstrap;
 pub mod check;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod deploy;
+pub mod error;
 pub mod gate;
+pub mod github;
 pub mod http;
-pub mod node;
+pub mod jobs;
+pub mod journal;
 pub mod outputs;
 pub mod reconcile;
 pub mod repo;
+pub mod runner;
 pub mod sandbox;
 pub mod state;
+pub mod status;
 pub mod witness;
-
-use std::path::PathBuf;
+pub mod world;
 
 pub use config::{NodeConfig, DEFAULT_CONFIG_YAML};
-pub use node::Node;
+pub use daemon::Node;
+pub use error::ControllerError;
 /// Re-exported so callers stop a node without depending on tokio-util.
 pub use tokio_util::sync::CancellationToken;
-
-/// Everything that can go wrong in the controller.
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    /// A configuration file failed to parse or validate.
-    #[error("{file}: {field}: {message}")]
-    Config {
-        /// The configuration file.
-        file: String,
-        /// The field (or line and column) at fault.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A filesystem operation failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file or directory concerned.
-        path: PathBuf,
-        /// The underlying OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The sandbox could not be started or supervised.
-    #[error("sandbox: {message}")]
-    Sandbox {
-        /// What failed.
-        message: String,
-    },
-    /// The sandbox refused or failed, with its cause.
-    #[error("sandbox: {0}")]
-    Isolation(#[from] crate::sandbox::SandboxError),
-    /// The repository could not be read or fetched.
-    #[error("repository: {message}")]
-    Repo {
-        /// What failed.
-        message: String,
-    },
-    /// The chain could not be read (the loop then takes no action).
-    #[error("chain: {message}")]
-    Chain {
-        /// What failed.
-        message: String,
-    },
-    /// Node keys could not be loaded.
-    #[error("keys: {message}")]
-    Keys {
-        /// What failed.
-        message: String,
-    },
-    /// The dataset store or an encryption step failed.
-    #[error("data: {message}")]
-    Store {
-        /// What failed.
-        message: String,
-    },
-    /// The attest log could not be opened, replayed or appended to.
-    #[error("log: {message}")]
-    Log {
-        /// What failed.
-        message: String,
-    },
-    /// A configured witness key does not parse.
-    #[error("witness key: {0}")]
-    WitnessKey(#[source] collective_attest::AttestError),
-    /// An HTTP client could not be built.
-    #[error("HTTP client for {what}: {source}")]
-    HttpClient {
-        /// What the client is for.
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// Something the node will not do (and logs as refused when it can).
-    #[error("refused: {reason}")]
-    Refused {
-        /// Why, in words.
-        reason: String,
-    },
-}

@@ -66,9 +66,10 @@ fn seal_one(
             hasher: Sha256::new(),
             len: 0,
         };
-        collective_vault::encrypt_stream(reader, &mut w, recipients).map_err(|e| {
-            ControllerError::Store {
-                message: format!("encrypting output {name}: {e}"),
+        collective_vault::encrypt_stream(reader, &mut w, recipients).map_err(|source| {
+            ControllerError::Vault {
+                what: format!("encrypting output {name}"),
+                source: Box::new(source),
             }
         })?;
         w.flush().map_err(io(&dst))?;

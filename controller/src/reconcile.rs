@@ -33,22 +33,51 @@ pub struct TreeRef {
     pub commit: Option<String>,
 }
 
+/// Why something is not allowed: a stable code (what refusals are
+/// deduplicated by) and the sentence for people (which may carry times,
+/// ids and error details that change from one reading to the next).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Why {
+    /// Stable, kebab-case (`not-approved`, `expired`, `revoked`, ...).
+    pub code: String,
+    /// The sentence for the log and the status page.
+    pub reason: String,
+}
+
+impl Why {
+    /// A reason with its code.
+    pub fn new(code: impl Into<String>, reason: impl Into<String>) -> Why {
+        Why {
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<&str> for Why {
+    /// A reason whose text is its own code (tests and fixed sentences).
+    fn from(s: &str) -> Why {
+        Why::new(s, s)
+    }
+}
+
 /// Why a tree may not run now. The variant decides which log decision a
 /// stop records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "verdict", content = "reason")]
+#[serde(rename_all = "kebab-case", tag = "verdict")]
 pub enum Verdict {
     /// Approved (at depth), live, and within node policy.
     Allowed,
     /// No approval on chain yet (a pending tree).
-    NotApproved(String),
+    NotApproved(Why),
     /// Approval revoked.
-    Revoked(String),
-    /// The registry is paused or the approval expired: temporarily
-    /// not allowed.
-    Suspended(String),
+    Revoked(Why),
+    /// The guardian paused the code registry.
+    Paused(Why),
+    /// The approval expired: temporarily not allowed.
+    Suspended(Why),
     /// Refused for any other reason (policy, manifests, mismatch).
-    Refused(String),
+    Refused(Why),
 }
 
 impl Verdict {
@@ -57,29 +86,44 @@ impl Verdict {
         matches!(self, Verdict::Allowed)
     }
 
+    /// The reason, `None` when allowed.
+    pub fn why(&self) -> Option<&Why> {
+        match self {
+            Verdict::Allowed => None,
+            Verdict::NotApproved(w)
+            | Verdict::Revoked(w)
+            | Verdict::Paused(w)
+            | Verdict::Suspended(w)
+            | Verdict::Refused(w) => Some(w),
+        }
+    }
+
     /// The human reason recorded in the log (`"allowed"` when allowed).
     pub fn reason(&self) -> &str {
-        match self {
-            Verdict::Allowed => "allowed",
-            Verdict::NotApproved(r)
-            | Verdict::Revoked(r)
-            | Verdict::Suspended(r)
-            | Verdict::Refused(r) => r,
-        }
+        self.why().map_or("allowed", |w| w.reason.as_str())
+    }
+
+    /// The stable reason code (`"allowed"` when allowed).
+    pub fn code(&self) -> &str {
+        self.why().map_or("allowed", |w| w.code.as_str())
     }
 }
 
-/// The log decision recorded when something is stopped.
+/// The log decision recorded when something is stopped: one per cause, so
+/// the log says why without parsing sentences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopKind {
     /// The tree's approval was revoked.
     Revoked,
-    /// The registry was paused or the approval expired.
+    /// The guardian paused the registry.
+    Paused,
+    /// The approval expired, or is no longer visible at depth (a reorg):
+    /// it may run again once allowed again.
     Suspended,
     /// A dataset the job reads was withdrawn by its contributor.
     Withdrawn,
-    /// Any other reason the tree is no longer allowed.
+    /// Anything else: the tree no longer verifies on disk, or fails policy.
     Refused,
 }
 
@@ -87,8 +131,21 @@ impl StopKind {
     fn of(v: &Verdict) -> StopKind {
         match v {
             Verdict::Revoked(_) => StopKind::Revoked,
-            Verdict::Suspended(_) => StopKind::Suspended,
-            _ => StopKind::Refused,
+            Verdict::Paused(_) => StopKind::Paused,
+            Verdict::Suspended(_) | Verdict::NotApproved(_) => StopKind::Suspended,
+            Verdict::Refused(_) | Verdict::Allowed => StopKind::Refused,
+        }
+    }
+
+    /// The decision a stop of this kind is logged as.
+    pub fn decision(self) -> collective_attest::Decision {
+        use collective_attest::Decision;
+        match self {
+            StopKind::Revoked => Decision::Revoked,
+            StopKind::Paused => Decision::Paused,
+            StopKind::Suspended => Decision::Suspended,
+            StopKind::Withdrawn => Decision::Withdrawn,
+            StopKind::Refused => Decision::Refused,
         }
     }
 }
@@ -133,8 +190,11 @@ pub struct Running {
 pub struct Observed {
     /// The tree last logged `deployed` and not since undeployed.
     pub deployed: Option<TreeRef>,
-    /// (tree sha256, reason) already logged as refused.
+    /// (tree sha256, reason code) already logged as refused or stopped.
     pub refused: BTreeSet<(String, String)>,
+    /// Trees whose deployment failed and is backing off: not retried
+    /// until the backoff ends (the failure is already logged).
+    pub held: BTreeSet<String>,
     /// (tree sha256, job) that need not run again.
     pub finished: BTreeSet<(String, String)>,
     /// (tree sha256, job) with `job-started` in the log and no end, not
@@ -164,7 +224,7 @@ pub enum Action {
         /// The log decision to record.
         kind: StopKind,
         /// Why, for the log.
-        reason: String,
+        why: Why,
     },
     /// The deployed tree is no longer allowed: log and forget it.
     Undeploy {
@@ -173,19 +233,19 @@ pub enum Action {
         /// The log decision to record.
         kind: StopKind,
         /// Why, for the log.
-        reason: String,
+        why: Why,
     },
     /// Materialize, verify from disk, and (if it verifies) log `deployed`.
     Deploy {
         /// The allowed head tree.
         tree: TreeRef,
     },
-    /// Log that the head tree is refused (once per tree and reason).
+    /// Log that the head tree is refused (once per tree and reason code).
     Refuse {
         /// The refused head tree.
         tree: TreeRef,
-        /// Why, for the log (also the dedup key with the tree).
-        reason: String,
+        /// Why; its code with the tree is the dedup key.
+        why: Why,
     },
     /// Start a job of the deployed tree.
     StartJob {
@@ -197,6 +257,14 @@ pub enum Action {
 
     /// Nothing to do until the next wake.
     Idle,
+}
+
+/// A tree with no verdict is treated as refused (fail closed).
+fn unknown() -> Verdict {
+    Verdict::Refused(Why::new(
+        "tree-state-unknown",
+        "tree state unknown (no verdict was computed for it)",
+    ))
 }
 
 /// Decide the next action. Pure and deterministic.
@@ -215,13 +283,13 @@ pub fn reconcile(desired: &Desired, observed: &Observed) -> Action {
             .verdicts
             .get(&r.tree_sha256)
             .cloned()
-            .unwrap_or_else(|| Verdict::Refused("tree state unknown".into()));
-        if !verdict.allowed() {
+            .unwrap_or_else(unknown);
+        if let Some(why) = verdict.why() {
             return Action::StopJob {
                 tree_sha256: r.tree_sha256.clone(),
                 job: r.job.clone(),
                 kind: StopKind::of(&verdict),
-                reason: verdict.reason().to_string(),
+                why: why.clone(),
             };
         }
         if let Some(d) = r.datasets.iter().find(|d| desired.withdrawn.contains(*d)) {
@@ -229,7 +297,7 @@ pub fn reconcile(desired: &Desired, observed: &Observed) -> Action {
                 tree_sha256: r.tree_sha256.clone(),
                 job: r.job.clone(),
                 kind: StopKind::Withdrawn,
-                reason: format!("dataset {d} withdrawn"),
+                why: Why::new("dataset-withdrawn", format!("dataset {d} withdrawn")),
             };
         }
     }
@@ -240,14 +308,14 @@ pub fn reconcile(desired: &Desired, observed: &Observed) -> Action {
             .verdicts
             .get(&dep.sha256)
             .cloned()
-            .unwrap_or_else(|| Verdict::Refused("tree state unknown".into()));
-        if !verdict.allowed() {
+            .unwrap_or_else(unknown);
+        if let Some(why) = verdict.why() {
             let busy = observed.running.iter().any(|r| r.tree_sha256 == dep.sha256);
             if !busy {
                 return Action::Undeploy {
                     tree: dep.clone(),
                     kind: StopKind::of(&verdict),
-                    reason: verdict.reason().to_string(),
+                    why: why.clone(),
                 };
             }
             return Action::Idle;
@@ -261,15 +329,19 @@ pub fn reconcile(desired: &Desired, observed: &Observed) -> Action {
             .as_ref()
             .is_some_and(|d| d.sha256 == head.sha256);
         if !is_deployed {
-            if verdict.allowed() {
-                return Action::Deploy { tree: head.clone() };
-            }
-            let key = (head.sha256.clone(), verdict.reason().to_string());
-            if !observed.refused.contains(&key) {
-                return Action::Refuse {
-                    tree: head.clone(),
-                    reason: verdict.reason().to_string(),
-                };
+            match verdict.why() {
+                // A deployment that failed waits out its backoff.
+                None if observed.held.contains(&head.sha256) => {}
+                None => return Action::Deploy { tree: head.clone() },
+                Some(why) => {
+                    let key = (head.sha256.clone(), why.code.clone());
+                    if !observed.refused.contains(&key) {
+                        return Action::Refuse {
+                            tree: head.clone(),
+                            why: why.clone(),
+                        };
+                    }
+                }
             }
         }
     }
@@ -352,7 +424,7 @@ mod tests {
             reconcile(&d, &o),
             Action::Refuse {
                 tree: tree(2),
-                reason: "no approval".into()
+                why: "no approval".into()
             }
         );
         o.refused.insert((tree(2).sha256, "no approval".into()));
@@ -364,6 +436,62 @@ mod tests {
             &[],
         );
         assert!(matches!(reconcile(&d2, &o), Action::Refuse { .. }));
+    }
+
+    #[test]
+    fn refusals_are_keyed_by_code_not_words() {
+        let mut o = Observed::default();
+        let v = |t: &str| Verdict::Suspended(Why::new("expired", t));
+        let d = desired_with(Some((tree(2), v("expired at 10, now 11"))), &[], &[]);
+        let Action::Refuse { why, .. } = reconcile(&d, &o) else {
+            panic!("expected a refusal")
+        };
+        o.refused.insert((tree(2).sha256, why.code));
+        for now in 12..40 {
+            let d = desired_with(
+                Some((tree(2), v(&format!("expired at 10, now {now}")))),
+                &[],
+                &[],
+            );
+            assert_eq!(reconcile(&d, &o), Action::Idle, "now {now}");
+        }
+    }
+
+    #[test]
+    fn held_deploy_waits_and_keeps_the_old_tree_running() {
+        let d = desired_with(
+            Some((tree(2), Verdict::Allowed)),
+            &[(1, Verdict::Allowed), (2, Verdict::Allowed)],
+            &["a"],
+        );
+        let mut o = Observed {
+            deployed: Some(tree(1)),
+            ..Default::default()
+        };
+        assert_eq!(reconcile(&d, &o), Action::Deploy { tree: tree(2) });
+        o.held.insert(tree(2).sha256);
+        // Not retried while held; the deployed tree's jobs go on.
+        assert!(matches!(reconcile(&d, &o), Action::StartJob { .. }));
+        o.finished.insert((tree(1).sha256, "a".into()));
+        assert_eq!(reconcile(&d, &o), Action::Idle);
+        o.held.clear();
+        assert_eq!(reconcile(&d, &o), Action::Deploy { tree: tree(2) });
+    }
+
+    #[test]
+    fn stop_kinds_map_to_their_decisions() {
+        use collective_attest::Decision;
+        let cases = [
+            (Verdict::Revoked("r".into()), Decision::Revoked),
+            (Verdict::Paused("p".into()), Decision::Paused),
+            (Verdict::Suspended("s".into()), Decision::Suspended),
+            (Verdict::NotApproved("n".into()), Decision::Suspended),
+            (Verdict::Refused("x".into()), Decision::Refused),
+        ];
+        for (v, want) in cases {
+            assert_eq!(StopKind::of(&v).decision(), want, "{v:?}");
+        }
+        assert_eq!(StopKind::Withdrawn.decision(), Decision::Withdrawn);
     }
 
     #[test]
@@ -466,7 +594,7 @@ mod tests {
                 tree_sha256: tree(1).sha256,
                 job: "a".into(),
                 kind: StopKind::Revoked,
-                reason: "leaks data".into()
+                why: "leaks data".into()
             }
         );
         o.running[0].stopping = true;
@@ -478,17 +606,21 @@ mod tests {
             Action::Undeploy {
                 tree: tree(1),
                 kind: StopKind::Revoked,
-                reason: "leaks data".into()
+                why: "leaks data".into()
             }
         );
         o.deployed = None;
         o.refused.insert((tree(1).sha256, "leaks data".into()));
         assert_eq!(reconcile(&d, &o), Action::Idle);
+        // The same code with new words (a time in the sentence) is no news.
+        let rev2 = Verdict::Revoked(Why::new("leaks data", "leaks data, at 12:00"));
+        let d = desired_with(Some((tree(1), rev2.clone())), &[(1, rev2)], &["a"]);
+        assert_eq!(reconcile(&d, &o), Action::Idle);
     }
 
     #[test]
     fn pause_suspends_and_unpause_redeploys() {
-        let p = Verdict::Suspended("registry paused".into());
+        let p = Verdict::Paused("registry paused".into());
         let d = desired_with(Some((tree(1), p.clone())), &[(1, p)], &["a"]);
         let mut o = Observed {
             deployed: Some(tree(1)),
@@ -498,7 +630,7 @@ mod tests {
         assert!(matches!(
             reconcile(&d, &o),
             Action::StopJob {
-                kind: StopKind::Suspended,
+                kind: StopKind::Paused,
                 ..
             }
         ));
@@ -506,7 +638,7 @@ mod tests {
         assert!(matches!(
             reconcile(&d, &o),
             Action::Undeploy {
-                kind: StopKind::Suspended,
+                kind: StopKind::Paused,
                 ..
             }
         ));
@@ -591,6 +723,8 @@ mod tests {
             Verdict::NotApproved("n".into()),
             Verdict::Revoked("r".into()),
             Verdict::Suspended("s".into()),
+            Verdict::Paused("p".into()),
+            Verdict::Refused("x".into()),
         ];
         let mut worlds = 0;
         for head_v in 0..=verdicts.len() {
@@ -671,8 +805,8 @@ mod tests {
                                         });
                                     }
                                     Action::Undeploy { .. } => o.deployed = None,
-                                    Action::Refuse { tree, reason } => {
-                                        o.refused.insert((tree.sha256, reason));
+                                    Action::Refuse { tree, why } => {
+                                        o.refused.insert((tree.sha256, why.code));
                                     }
                                     Action::ResolveInterrupted { .. } => unreachable!(),
                                 }
@@ -682,6 +816,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(worlds, 5 * 5 * 2 * 2 * 2);
+        assert_eq!(worlds, 7 * 7 * 2 * 2 * 2);
     }
 }

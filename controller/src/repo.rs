@@ -58,9 +58,7 @@ pub enum RepoSource {
 
 fn git_err(what: impl Into<String>) -> impl FnOnce(git2::Error) -> ControllerError {
     let what = what.into();
-    move |e| ControllerError::Repo {
-        message: format!("{what}: {}", e.message()),
-    }
+    move |source| ControllerError::Git { what, source }
 }
 
 impl RepoSource {
@@ -135,6 +133,16 @@ impl RepoSource {
 
     /// The deploy branch head, or `None` if the branch does not exist yet.
     pub fn head(&self) -> Result<Option<Head>, ControllerError> {
+        self.head_cached(&mut collective_tree::TreeIdCache::default())
+    }
+
+    /// [`head`](Self::head), hashing only what `cache` has not seen: the
+    /// node keeps one cache for its repository, so an unchanged head costs
+    /// no hashing and a new commit only its changed objects.
+    pub fn head_cached(
+        &self,
+        cache: &mut collective_tree::TreeIdCache,
+    ) -> Result<Option<Head>, ControllerError> {
         let repo = self.open()?;
         let name = self.head_ref();
         let reference = match repo.find_reference(&name) {
@@ -145,12 +153,14 @@ impl RepoSource {
         let commit = reference
             .peel_to_commit()
             .map_err(git_err(format!("{name} is not a commit")))?;
-        let (ids, commit_id) = collective_tree::tree_ids_of_rev(&repo, &commit.id().to_string())
-            .map_err(|e| ControllerError::Repo {
-                message: format!("tree ids of {}: {e}", commit.id()),
+        let ids = cache
+            .tree_ids_of_tree(&repo, commit.tree_id())
+            .map_err(|source| ControllerError::Tree {
+                what: format!("tree ids of commit {}", commit.id()),
+                source,
             })?;
         Ok(Some(Head {
-            commit: commit_id,
+            commit: commit.id(),
             tree: commit.tree_id(),
             ids,
         }))
@@ -193,8 +203,9 @@ impl RepoSource {
     /// Materialize a tree into `dest` (which must not exist).
     pub fn materialize(&self, tree: Oid, dest: &Path) -> Result<(), ControllerError> {
         let repo = self.open()?;
-        collective_tree::materialize(&repo, tree, dest).map_err(|e| ControllerError::Refused {
-            reason: format!("materializing tree {tree}: {e}"),
+        collective_tree::materialize(&repo, tree, dest).map_err(|source| ControllerError::Tree {
+            what: format!("materializing tree {tree} into {}", dest.display()),
+            source,
         })
     }
 

@@ -16,6 +16,11 @@ use crate::reconcile::TreeRef;
 /// How many recent decisions the status page shows.
 const RECENT: usize = 50;
 
+/// Job run entries kept in memory for `/v1/runs`: the log is the history,
+/// this is a bounded window onto its end, so a long-lived node does not
+/// grow with every run.
+pub const RUNS_KEPT: usize = 10_000;
+
 /// One log entry, summarized for the status page and `/v1/runs`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentEntry {
@@ -50,8 +55,9 @@ pub struct State {
     pub deployed: Option<TreeRef>,
     /// The `deployed` entry's predicate (its approval reference).
     pub deployed_entry: Option<RecentEntry>,
-    /// (tree sha256, reason) already logged as refused or stopped, so the
-    /// same refusal is logged once.
+    /// (tree sha256, reason code) already logged as refused or stopped, so
+    /// the same refusal is logged once whatever its wording. Entries
+    /// written before reason codes existed are keyed by their text.
     pub refused: BTreeSet<(String, String)>,
     /// (tree sha256, job) that ended and must not run again.
     pub finished: BTreeSet<(String, String)>,
@@ -60,8 +66,9 @@ pub struct State {
     /// How often each (tree sha256, job) was interrupted, so `rerun-once`
     /// reruns at most once even across restarts.
     pub interruptions: BTreeMap<(String, String), u32>,
-    /// Job runs (start and end entries) for `/v1/runs`.
-    pub runs: Vec<RecentEntry>,
+    /// The last [`RUNS_KEPT`] job run entries (starts and ends), oldest
+    /// first, for `/v1/runs`.
+    pub runs: VecDeque<RecentEntry>,
     /// The last few entries (bounded), for the status page.
     pub recent: VecDeque<RecentEntry>,
     /// Entries per decision, for `/metrics`.
@@ -105,6 +112,7 @@ impl State {
             time: p.time.clone(),
         };
         *self.counts.entry(entry.decision.clone()).or_default() += 1;
+        let code = p.reason_code.clone().unwrap_or_else(|| p.reason.clone());
         self.size = self.size.max(index + 1);
         match (&p.decision, &p.job) {
             (Decision::Deployed, _) => {
@@ -112,11 +120,15 @@ impl State {
                 self.deployed = Some(tree.clone());
                 self.deployed_entry = Some(entry.clone());
             }
-            (Decision::Refused, None) => {
-                self.refused.insert((tree.sha256.clone(), p.reason.clone()));
-            }
+            // A tree-level stop. `refused` of the deployed tree undeploys it
+            // (it no longer verifies, or fails policy); of any other tree it
+            // is a refused head.
             (
-                Decision::Revoked | Decision::Suspended | Decision::Paused | Decision::Withdrawn,
+                Decision::Refused
+                | Decision::Revoked
+                | Decision::Suspended
+                | Decision::Paused
+                | Decision::Withdrawn,
                 None,
             ) => {
                 if self
@@ -128,18 +140,18 @@ impl State {
                     self.deployed_entry = None;
                 }
                 // A later refusal of the same tree for this reason is not news.
-                self.refused.insert((tree.sha256.clone(), p.reason.clone()));
+                self.refused.insert((tree.sha256.clone(), code));
             }
             (Decision::JobStarted, Some(job)) => {
                 self.started
                     .insert((tree.sha256.clone(), job.clone()), index);
-                self.runs.push(entry.clone());
+                self.push_run(entry.clone());
             }
             (Decision::JobFinished | Decision::Exported | Decision::Refused, Some(job)) => {
                 let key = (tree.sha256.clone(), job.clone());
                 self.started.remove(&key);
                 self.finished.insert(key);
-                self.runs.push(entry.clone());
+                self.push_run(entry.clone());
             }
             (
                 Decision::Revoked | Decision::Suspended | Decision::Paused | Decision::Withdrawn,
@@ -148,7 +160,7 @@ impl State {
                 // Stopped from outside: not finished, so it may run again
                 // when (if) its tree is allowed again.
                 self.started.remove(&(tree.sha256.clone(), job.clone()));
-                self.runs.push(entry.clone());
+                self.push_run(entry.clone());
             }
             (Decision::Interrupted, Some(job)) => {
                 let key = (tree.sha256.clone(), job.clone());
@@ -159,13 +171,20 @@ impl State {
                 if !rerun {
                     self.finished.insert(key);
                 }
-                self.runs.push(entry.clone());
+                self.push_run(entry.clone());
             }
             _ => {}
         }
         self.recent.push_back(entry);
         while self.recent.len() > RECENT {
             self.recent.pop_front();
+        }
+    }
+
+    fn push_run(&mut self, e: RecentEntry) {
+        self.runs.push_back(e);
+        while self.runs.len() > RUNS_KEPT {
+            self.runs.pop_front();
         }
     }
 }
@@ -280,6 +299,44 @@ mod tests {
             InterruptedPolicy::Fail,
         );
         assert!(s.finished.is_empty() && s.started.is_empty());
+    }
+
+    #[test]
+    fn refusal_of_the_deployed_tree_undeploys_it() {
+        let s = replay(
+            &[(1, Decision::Deployed, None), (2, Decision::Refused, None)],
+            InterruptedPolicy::Fail,
+        );
+        assert!(s.deployed.is_some(), "a refused head leaves it deployed");
+        let s = replay(
+            &[(1, Decision::Deployed, None), (1, Decision::Refused, None)],
+            InterruptedPolicy::Fail,
+        );
+        assert!(s.deployed.is_none());
+    }
+
+    #[test]
+    fn refusals_are_keyed_by_code_when_present() {
+        let mut s = State::default();
+        let mut p = Predicate::new(Decision::Refused, "expired at 1 (now 5)");
+        p.reason_code = Some("expired".into());
+        s.apply(0, &subj(1), &p, InterruptedPolicy::Fail);
+        assert!(s.refused.contains(&(subj(1).tree_sha256, "expired".into())));
+    }
+
+    #[test]
+    fn runs_are_bounded() {
+        let mut s = State::default();
+        for i in 0..(RUNS_KEPT as u64 + 10) {
+            s.apply(
+                i,
+                &subj(1),
+                &pred(Decision::JobStarted, Some("a")),
+                InterruptedPolicy::Fail,
+            );
+        }
+        assert_eq!(s.runs.len(), RUNS_KEPT);
+        assert_eq!(s.runs.front().map(|r| r.index), Some(10));
     }
 
     #[test]

@@ -242,23 +242,30 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
 /// few seconds, until `shutdown`. Level-triggered: each turn reads the
 /// current checkpoint and does what that witness still lacks.
 pub async fn run(
-    inner: std::sync::Arc<crate::node::Inner>,
+    witnesses: std::sync::Arc<Witnesses>,
+    log: crate::journal::JournalReader,
+    verifier_key: String,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let tasks = (0..inner.witnesses.list.len()).map(|i| {
-        let (inner, shutdown) = (inner.clone(), shutdown.clone());
+    let tasks = (0..witnesses.list.len()).map(|i| {
+        let (witnesses, log, vk, shutdown) = (
+            witnesses.clone(),
+            log.clone(),
+            verifier_key.clone(),
+            shutdown.clone(),
+        );
         async move {
             let mut last_try: Option<(String, std::time::Instant)> = None;
             loop {
-                if let Some(cp) = inner.checkpoint_text() {
+                if let Some(cp) = log.checkpoint_text() {
                     let retry_due = last_try
                         .as_ref()
                         .is_none_or(|(c, t)| *c != cp || t.elapsed() >= Duration::from_secs(5));
-                    if inner.witnesses.needs(i, &cp) && retry_due {
+                    if witnesses.needs(i, &cp) && retry_due {
                         last_try = Some((cp.clone(), std::time::Instant::now()));
-                        let (dir, vk) = (inner.log_dir().to_path_buf(), inner.verifier_key());
+                        let dir = log.log_dir().to_path_buf();
                         tokio::select! {
-                            _ = inner.witnesses.submit_to(i, dir, cp, &vk) => {}
+                            _ = witnesses.submit_to(i, dir, cp, &vk) => {}
                             _ = shutdown.cancelled() => break,
                         }
                     }

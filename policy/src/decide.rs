@@ -208,6 +208,28 @@ impl Reason {
     pub fn is_refusal(&self) -> bool {
         !matches!(self, Reason::Approved { .. })
     }
+
+    /// The stable machine code (the serialized `code` tag): callers key
+    /// "already said this" on it, since the sentence can carry a time.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Approved { .. } => "approved",
+            Reason::RegistryPaused => "registry-paused",
+            Reason::NotApproved { .. } => "not-approved",
+            Reason::Revoked { .. } => "revoked",
+            Reason::Expired { .. } => "expired",
+            Reason::Sha1Mismatch { .. } => "sha1-mismatch",
+            Reason::Sha256Mismatch { .. } => "sha256-mismatch",
+            Reason::NotVerifiedOnDisk => "not-verified-on-disk",
+            Reason::NoJobs => "no-jobs",
+            Reason::TooManyJobs { .. } => "too-many-jobs",
+            Reason::ManifestInvalid { .. } => "manifest-invalid",
+            Reason::KindNotAllowed { .. } => "kind-not-allowed",
+            Reason::LimitAboveMaximum { .. } => "limit-above-maximum",
+            Reason::RecipientNotApproved { .. } => "recipient-not-approved",
+            Reason::NoRecipients { .. } => "no-recipients",
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -419,6 +441,66 @@ fn job_reasons(input: &DecisionInput<'_>, reasons: &mut Vec<Reason>) {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn code_is_the_serialized_tag() {
+        let all = [
+            Reason::Approved {
+                jobs: vec![],
+                expires_at: 0,
+            },
+            Reason::RegistryPaused,
+            Reason::NotApproved {
+                tree_sha1: "a".into(),
+            },
+            Reason::Revoked { reason: "r".into() },
+            Reason::Expired {
+                expires_at: 1,
+                now: 2,
+            },
+            Reason::Sha1Mismatch {
+                approved: "a".into(),
+                commit: "b".into(),
+            },
+            Reason::Sha256Mismatch {
+                approved: "a".into(),
+                recomputed: "b".into(),
+            },
+            Reason::NotVerifiedOnDisk,
+            Reason::NoJobs,
+            Reason::TooManyJobs { count: 2, max: 1 },
+            Reason::ManifestInvalid {
+                job: "j".into(),
+                error: "e".into(),
+            },
+            Reason::KindNotAllowed {
+                job: "j".into(),
+                kind: JobKind::Batch,
+                allowed: vec![],
+            },
+            Reason::LimitAboveMaximum {
+                job: "j".into(),
+                limit: "memory".into(),
+                requested: 2,
+                maximum: 1,
+            },
+            Reason::RecipientNotApproved {
+                job: "j".into(),
+                recipient: "r".into(),
+                approved: vec![],
+            },
+            Reason::NoRecipients { job: "j".into() },
+        ];
+        for r in all {
+            let v = serde_json::to_value(&r).expect("serializes");
+            assert_eq!(v["code"], r.code(), "{r:?}");
         }
     }
 }
