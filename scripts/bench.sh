@@ -12,4 +12,5 @@ run cargo bench -p collective-tree --bench tree_id
 run cargo bench -p collective-vault --bench throughput
 run cargo bench -p collective-attest --bench attest
 run cargo bench -p collective-chain --bench chain_reads
+run cargo bench -p collective-controller --bench replay
 run cargo bench -p collective-e2e --bench approval_latency

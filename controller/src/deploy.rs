@@ -220,6 +220,19 @@ pub async fn deploy(
     let disk =
         match tokio::task::spawn_blocking(move || materialize(&repo2, oid, &want, &dest2)).await {
             Ok(Ok(d)) => d,
+            // The approved tree itself cannot be deployed safely (a
+            // symlink out of it, an unsafe name): a refusal, not a retry.
+            Ok(Err(ControllerError::Tree { what, source })) if source.content_code().is_some() => {
+                let code = source.content_code().unwrap_or_default();
+                let e = ControllerError::Tree { what, source };
+                let mut p = Predicate::new(
+                    Decision::Refused,
+                    format!("deployment refused: {}", crate::error::causes(&e)),
+                );
+                p.reason_code = Some(format!("deploy-tree-{code}"));
+                p.approval = Some(approval_ref);
+                return Outcome::Refused(p);
+            }
             Ok(Err(e)) => return Outcome::Failed(e),
             Err(e) => {
                 return Outcome::Failed(ControllerError::Panicked {

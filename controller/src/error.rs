@@ -150,9 +150,9 @@ impl ControllerError {
     /// these and waits for a change on the rest.
     pub fn is_retryable(&self) -> bool {
         match self {
+            ControllerError::Tree { source, .. } => source.content_code().is_none(),
             ControllerError::Io { .. }
             | ControllerError::Git { .. }
-            | ControllerError::Tree { .. }
             | ControllerError::Chain(_)
             | ControllerError::ChainTooShort { .. }
             | ControllerError::Vault { .. }

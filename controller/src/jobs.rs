@@ -231,10 +231,11 @@ impl Jobs {
         let jobs = self.clone();
         let tree = spec.tree.clone();
         let job = spec.job.clone();
-        let work = self.runner.run(spec, cancel);
+        let runner = self.runner.clone();
         self.tracker.spawn(async move {
-            // The job's own task: a panic in it ends here, as an error.
-            let result = match tokio::spawn(work).await {
+            // The job's own task: a panic in it (even in `run` itself,
+            // before its future is polled) ends here, as an error.
+            let result = match tokio::spawn(async move { runner.run(spec, cancel).await }).await {
                 Ok(r) => r,
                 Err(e) => Err(ControllerError::Panicked {
                     task: format!("job {job}"),

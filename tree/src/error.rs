@@ -173,6 +173,32 @@ pub enum TreeError {
 }
 
 impl TreeError {
+    /// A stable code when the tree's *content* is at fault: the same tree
+    /// fails the same way every time, so a caller refuses it instead of
+    /// retrying. `None` when the machine is at fault (I/O, libgit2, a bad
+    /// destination), which trying again may cure.
+    pub fn content_code(&self) -> Option<&'static str> {
+        Some(match self {
+            TreeError::NestedRepository { .. } => "nested-repository",
+            TreeError::ReservedName { .. } => "reserved-name",
+            TreeError::UnsupportedFileType { .. } => "unsupported-file-type",
+            TreeError::Gitlink { .. } => "submodule",
+            TreeError::NonCanonicalTree { .. } => "non-canonical-tree",
+            TreeError::EmptySubtree { .. } => "empty-subtree",
+            TreeError::UnsafeName { .. } => "unsafe-name",
+            TreeError::SymlinkEscapes { .. } => "symlink-escapes",
+            TreeError::SymlinkLoop { .. } => "symlink-loop",
+            TreeError::UnexpectedObject { .. } => "unexpected-object",
+            TreeError::Io { .. }
+            | TreeError::NotADirectory { .. }
+            | TreeError::NotARepository { .. }
+            | TreeError::BadRevision { .. }
+            | TreeError::NotACommit { .. }
+            | TreeError::DestinationNotEmpty { .. }
+            | TreeError::Git { .. } => return None,
+        })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TreeError::Io {
             path: path.into(),

@@ -703,9 +703,7 @@ async fn pause_suspends_unpause_resumes_and_expiry_stops() -> Result<()> {
         .await?;
 
     devnet.pause().await?;
-    let s = node
-        .wait_decision("suspended", Some("sleeppause"), T)
-        .await?;
+    let s = node.wait_decision("paused", Some("sleeppause"), T).await?;
     assert!(s["reason"].as_str().unwrap().contains("paused"), "{s}");
     eventually(T, "the deployment to be suspended", || async {
         let st = node.get("/v1/status").await.ok()?;
