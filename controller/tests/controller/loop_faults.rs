@@ -303,11 +303,16 @@ async fn an_outage_stays_in_status_until_a_full_pass_succeeds() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(f.board.get().chain_error.is_none());
-    assert_eq!(
-        f.log_size() > 0,
-        true,
-        "it deployed once the chain answered"
-    );
+    assert!(f.log_size() > 0, "it deployed once the chain answered");
+    // Fully down now: even the probe fails, and that shows too.
+    f.chain.set_down(true);
+    let errors = f.metrics.read_errors.get();
+    while f.metrics.read_errors.get() < errors + 3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(f.board.get().problems["chain"]
+        .message
+        .contains("connection refused"));
     stop.cancel();
     task.await.unwrap();
 }
@@ -367,6 +372,43 @@ async fn a_same_height_reorg_is_seen_by_the_probe() {
             f.entries()
         );
     }
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// `/v1/refresh` is not an amplifier: a flood of requests costs a bounded
+/// number of passes and chain reads.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_flood_costs_a_bounded_number_of_passes() {
+    use collective_controller::http::{RefreshGate, REFRESH_BURST, REFRESH_PER_SECOND};
+    let f = fixture().job("count", "all").build();
+    let stop = CancellationToken::new();
+    let control = f.control.clone();
+    let s2 = stop.clone();
+    let task = tokio::spawn(async move { control.run(s2).await });
+    while f.metrics.reconciles.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gate = RefreshGate::new(f.control.fetch_requested.clone(), f.control.wake.clone());
+    let (passes, calls) = (f.metrics.reconciles.get(), f.chain.calls());
+    let mut accepted = 0u64;
+    // 1,000 requests over 5 s of loop time, no new block.
+    for _ in 0..1000 {
+        if gate.request() {
+            accepted += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let extra = f.metrics.reconciles.get() - passes;
+    let bound = u64::from(REFRESH_BURST + 6 * REFRESH_PER_SECOND);
+    assert!(accepted >= 1, "a refresh gets through");
+    assert!(
+        extra <= bound,
+        "{extra} passes for 1000 requests (bound {bound})"
+    );
+    // Each pass reads a bounded number of things; probes run at the poll.
+    let reads = f.chain.calls() - calls;
+    assert!(reads <= 20 + extra * 8 + 40, "{reads} chain reads");
     stop.cancel();
     task.await.unwrap();
 }
