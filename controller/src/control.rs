@@ -345,6 +345,7 @@ impl Control {
                     let n = self.metrics.reconciles.get();
                     self.board.update(|s| {
                         s.reconciles = n;
+                        s.last_pass_block = Some(head.number);
                         s.last_reconcile = Some(collective_attest::entry::now_rfc3339());
                     });
                     return Ok(());

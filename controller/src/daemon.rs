@@ -41,6 +41,8 @@ pub struct Node {
     verifier_key: String,
     plain_base: PathBuf,
     listen: String,
+    registration: Arc<(NodeConfig, ChainClient, crate::check::PublicKeys)>,
+    board: Arc<StatusBoard>,
 }
 
 impl std::fmt::Debug for Node {
@@ -64,7 +66,18 @@ impl Node {
         let anchor_chain = crate::bootstrap::anchor_client(&cfg, addresses).await?;
         crate::bootstrap::create_dirs(&cfg)?;
         let repo = match (&cfg.repository.path, &cfg.repository.url) {
-            (Some(p), _) => RepoSource::local(p, &cfg.repository.branch),
+            (Some(p), _) => {
+                // A local repository that is not there is a configuration
+                // error, said now rather than as a problem on every pass.
+                if let Err(message) = crate::check::repository(&cfg) {
+                    return Err(ControllerError::Config {
+                        file: "node.yaml".into(),
+                        field: "repository.path".into(),
+                        message,
+                    });
+                }
+                RepoSource::local(p, &cfg.repository.branch)
+            }
             (None, Some(u)) => RepoSource::remote(u, &cfg.paths.work_dir, &cfg.repository.branch),
             (None, None) => {
                 return Err(ControllerError::Config {
@@ -108,8 +121,10 @@ impl Node {
             format!("0x{}", hex::encode(node_id)),
             metrics.clone(),
         ));
-        let reg = crate::check::registration(&cfg, &chain, Some(&keys)).await;
+        let public_keys = crate::check::PublicKeys::of(&keys, &cfg.log.origin);
+        let reg = crate::check::registration(&cfg, &chain, Some(&public_keys)).await;
         if !reg.ok {
+            warn!(problem = %reg.detail, "registration");
             board.set_problem("registration", reg.detail);
         }
         let wake = Arc::new(Notify::new());
@@ -197,6 +212,7 @@ impl Node {
             started_at: std::time::Instant::now(),
             refresh: Arc::new(RefreshGate::new(control.fetch_requested.clone(), wake)),
         };
+        let registration = Arc::new((cfg.clone(), chain.clone(), public_keys));
         let github = cfg.github.clone().map(|g| {
             (
                 g,
@@ -216,6 +232,8 @@ impl Node {
             witnesses,
             plain_base,
             listen: cfg.http.listen.clone(),
+            registration,
+            board,
         })
     }
 
@@ -260,6 +278,11 @@ impl Node {
                 shutdown.clone(),
             ));
         }
+        tasks.spawn(recheck_registration(
+            self.registration.clone(),
+            self.board.clone(),
+            shutdown.clone(),
+        ));
         self.control.run(shutdown.clone()).await;
         // Jobs die with us anyway (die-with-parent); each gets its end.
         self.control
@@ -290,3 +313,33 @@ impl Node {
         self.view.journal.checkpoint_text()
     }
 }
+
+/// While the node is not registered (or registered with other keys), look
+/// again every [`REGISTRATION_RECHECK`], so the problem clears once the
+/// DAO's registration executes, without a restart.
+async fn recheck_registration(
+    reg: Arc<(NodeConfig, ChainClient, crate::check::PublicKeys)>,
+    board: Arc<StatusBoard>,
+    shutdown: CancellationToken,
+) {
+    let (cfg, chain, keys) = &*reg;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(REGISTRATION_RECHECK) => {}
+        }
+        if !board.has("registration") {
+            continue;
+        }
+        let c = crate::check::registration(cfg, chain, Some(keys)).await;
+        if c.ok {
+            info!(detail = %c.detail, "registration found");
+            board.clear("registration");
+        } else {
+            board.set_problem("registration", c.detail);
+        }
+    }
+}
+
+/// How often a missing registration is looked for again.
+pub const REGISTRATION_RECHECK: Duration = Duration::from_secs(30);

@@ -141,8 +141,17 @@ pub fn router(view: View) -> Router {
         .route("/log/{*path}", get(log_file))
         .route("/metrics", get(metrics))
         .route("/v1/refresh", axum::routing::post(refresh))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ))
         .with_state(view)
 }
+
+/// Requests served at once; the rest wait their turn. A flood of clients
+/// then costs bounded memory and file descriptors (an outbox download
+/// holds one open file), and the loop, which never waits on HTTP, is not
+/// slowed by it.
+pub const MAX_CONCURRENT_REQUESTS: usize = 128;
 
 type St = State<View>;
 

@@ -74,6 +74,10 @@ pub struct Status {
     pub last_anchor: Option<AnchorInfo>,
     /// Reconcile passes since start.
     pub reconciles: u64,
+    /// The head block of the last pass that ended with nothing left to do:
+    /// a client that waits for it to reach block `n` knows the node has
+    /// judged everything up to `n` (negative checks wait on this).
+    pub last_pass_block: Option<u64>,
 }
 
 /// One current problem.

@@ -492,6 +492,27 @@ impl RunningNode {
             .unwrap_or_default())
     }
 
+    /// Wait until the node has ended a pass at chain block `block` or later:
+    /// everything up to it has been judged and acted on (the progress
+    /// counter negative checks wait for, instead of a sleep).
+    pub async fn passed_block(&self, block: u64) -> Result<()> {
+        eventually(
+            Duration::from_secs(60),
+            &format!("a pass at block {block}"),
+            || async {
+                let s = self.get("/v1/status").await.ok()?;
+                (s["last_pass_block"].as_u64()? >= block).then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Wait until the node has ended a pass at the devnet's current head.
+    pub async fn caught_up(&self, devnet: &Devnet) -> Result<()> {
+        let head = devnet.client("spare1").await?.block_number().await?;
+        self.passed_block(head).await
+    }
+
     /// Wait until a recent log entry matches `decision` (and `job`, if given).
     pub async fn wait_decision(
         &self,

@@ -158,7 +158,7 @@ async fn approved_tree_deploys_runs_decrypts_audits_and_restart_does_not_rerun()
         (s["reconciles"].as_u64()? >= 3).then_some(())
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.caught_up(&devnet).await?;
     let s = node.get("/v1/status").await?;
     assert_eq!(s["deployed"]["sha256"], ids.sha256.as_str());
     let starts = node
@@ -216,7 +216,7 @@ async fn unapproved_merge_is_refused_until_approved() -> Result<()> {
     );
     // Mining more blocks changes nothing: refused once, never deployed.
     devnet.mine(3).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.caught_up(&devnet).await?;
     let recent = node.recent().await?;
     assert!(!recent
         .iter()
@@ -397,7 +397,8 @@ async fn sigkill_during_job_is_logged_as_interrupted_on_restart() -> Result<()> 
         .wait_decision("interrupted", Some("sleepkill"), T)
         .await?;
     assert!(e["reason"].as_str().unwrap().contains("not rerun"), "{e}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    devnet.mine(1).await?;
+    node.caught_up(&devnet).await?;
     let starts = node
         .runs()
         .await?
@@ -436,10 +437,10 @@ async fn chain_faults_never_cause_a_wrong_deployment() -> Result<()> {
         .approve(&ids, &[Requester::default().recipient()], 0)
         .await?;
     devnet.mine(1).await?; // depth 1 < 2
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.caught_up(&devnet).await?;
     assert!(c.anvil_revert(snap).await?, "revert failed");
     devnet.mine(5).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.caught_up(&devnet).await?;
     assert!(
         node.get("/v1/status").await?["deployed"].is_null(),
         "an approval removed by a reorg was acted on"
@@ -461,7 +462,15 @@ async fn chain_faults_never_cause_a_wrong_deployment() -> Result<()> {
     // Anvil "restarted": a fresh chain without the contracts behind the RPC.
     let fresh = collective_chain::devnet::AnvilProcess::spawn(&Default::default()).await?;
     proxy.set_target(Some(fresh.url()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The node reaches the fresh chain (block 0, below depth 2) and says so.
+    eventually(T, "the short chain named in status", || async {
+        let s = node.get("/v1/status").await.ok()?;
+        s["chain_error"]
+            .as_str()?
+            .contains("confirmation")
+            .then_some(())
+    })
+    .await?;
     assert!(node.get("/v1/status").await?["deployed"].is_null());
     assert!(!node
         .recent()
@@ -909,7 +918,7 @@ async fn remote_repository_is_fetched_on_demand() -> Result<()> {
     devnet
         .approve(&b, std::slice::from_ref(&recipient), 0)
         .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.caught_up(&devnet).await?;
     assert_eq!(
         node.get("/v1/status").await?["deployed"]["sha256"],
         a.sha256.as_str(),

@@ -497,7 +497,12 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
             .then_some(())
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two more sync rounds (each lists the pulls): still one comment.
+    let seen = fake.requests().len();
+    eventually(T, "two more GitHub sync rounds", || async {
+        (fake.requests().len() >= seen + 2).then_some(())
+    })
+    .await?;
     assert_eq!(fake.comments(1).len(), 1, "{:#?}", fake.comments(1));
     let reqs = fake.requests();
     assert!(
@@ -691,7 +696,16 @@ async fn requester_flow_from_pull_request_to_audit_and_heavy_node_export() -> Re
     assert!(outs2.contains_key("model.json"));
 
     // ---- 10. both logs: entries, and the audit; a tampered copy fails.
-    tokio::time::sleep(Duration::from_secs(2)).await; // let node 1 anchor
+    // Node 1 anchors every second: wait until its anchor covers the log.
+    eventually(
+        Duration::from_secs(30),
+        "node 1 to anchor its whole log",
+        || async {
+            let s = node1.get("/v1/status").await.ok()?;
+            (s["last_anchor"]["size"].as_u64()? == s["log_size"].as_u64()?).then_some(())
+        },
+    )
+    .await?;
     node1.stop().await;
     node2.stop().await;
     let log1 = read_log_of(&dirs.log_dir(), ORIGIN1, keys1)?;
