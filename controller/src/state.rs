@@ -173,7 +173,17 @@ impl State {
                 }
                 self.push_run(entry.clone());
             }
-            _ => {}
+            // A job decision without a job names nothing to apply it to: the
+            // writer never produces one, and the auditor flags it; replay
+            // counts it and otherwise ignores it. Listed, not wildcarded, so
+            // a new decision must be given its meaning here.
+            (
+                Decision::JobStarted
+                | Decision::JobFinished
+                | Decision::Exported
+                | Decision::Interrupted,
+                None,
+            ) => {}
         }
         self.recent.push_back(entry);
         while self.recent.len() > RECENT {
