@@ -208,7 +208,7 @@ pub enum InterruptedPolicy {
 
 impl Default for SandboxSection {
     fn default() -> Self {
-        serde_yaml::from_str("{}").expect("defaults parse")
+        serde_norway::from_str("{}").expect("defaults parse")
     }
 }
 
@@ -271,7 +271,9 @@ fn default_confirmations() -> u64 {
     2
 }
 fn default_poll_ms() -> u64 {
-    1000
+    // One cheap head probe per poll; a revocation is acted on within one
+    // poll plus one pass (BENCHMARKS.md, "revocation").
+    250
 }
 fn default_branch() -> String {
     "main".into()
@@ -317,8 +319,10 @@ chain:
   #   data_registry: "0x..."
   # Blocks an approval must be buried under before the node acts on it.
   confirmations: 2
-  # Polling interval when no chain event arrives (milliseconds).
-  poll_interval_ms: 1000
+  # Head probe interval (milliseconds): one request each; a new block or a
+  # new hash at the same height starts a pass. Revocation latency is about
+  # half of this plus one pass.
+  poll_interval_ms: 250
   # Environment variable holding the operator's Ethereum key (0x-hex), used
   # only to anchor log checkpoints on NodeRegistry. Unset: no anchoring.
   # operator_key_env: COLLECTIVE_OPERATOR_KEY
@@ -403,7 +407,7 @@ impl NodeConfig {
 
     /// Parse and validate YAML; `file` names the source in error messages.
     pub fn parse(file: &str, text: &str) -> Result<NodeConfig, ControllerError> {
-        let cfg: NodeConfig = serde_yaml::from_str(text).map_err(|e| ControllerError::Config {
+        let cfg: NodeConfig = serde_norway::from_str(text).map_err(|e| ControllerError::Config {
             file: file.to_string(),
             field: e
                 .location()
@@ -650,7 +654,7 @@ mod tests {
                 "log.origin",
             ),
             (
-                "poll_interval_ms: 1000",
+                "poll_interval_ms: 250",
                 "poll_interval_ms: 0",
                 "chain.poll_interval_ms",
             ),
