@@ -5,7 +5,7 @@ export COLLECTIVE_TOOLS_BIN ?= $(TOOLS_BIN)
 export PATH := $(TOOLS_BIN):$(PATH)
 CARGO ?= cargo
 
-.PHONY: all tools sysdeps build test test-rust test-contracts lint demo bench clean-demo
+.PHONY: all tools sysdeps build test test-rust test-contracts lint audit-deps demo bench clean-demo
 
 all: build
 
@@ -42,10 +42,21 @@ test-rust: tools sysdeps
 
 test: test-contracts test-rust
 
-lint:
+# cargo-deny, pinned, built once into tools/cargo-deny (crates.io only).
+CARGO_DENY_VERSION := 0.18.9
+CARGO_DENY := $(CURDIR)/tools/cargo-deny/bin/cargo-deny
+$(CARGO_DENY):
+	$(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(CURDIR)/tools/cargo-deny
+
+lint: $(CARGO_DENY)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	$(CARGO_DENY) check --hide-inclusion-graph bans licenses sources
+
+# Known vulnerabilities (fetches the RustSec database from GitHub, so not in lint).
+audit-deps: $(CARGO_DENY)
+	$(CARGO_DENY) check advisories
 
 demo: tools sysdeps
 	$(CARGO) build --bin collective

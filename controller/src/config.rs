@@ -407,14 +407,15 @@ impl NodeConfig {
 
     /// Parse and validate YAML; `file` names the source in error messages.
     pub fn parse(file: &str, text: &str) -> Result<NodeConfig, ControllerError> {
-        let cfg: NodeConfig = serde_norway::from_str(text).map_err(|e| ControllerError::Config {
-            file: file.to_string(),
-            field: e
-                .location()
-                .map(|l| format!("line {} column {}", l.line(), l.column()))
-                .unwrap_or_else(|| "(document)".into()),
-            message: e.to_string(),
-        })?;
+        let cfg: NodeConfig =
+            serde_norway::from_str(text).map_err(|e| ControllerError::Config {
+                file: file.to_string(),
+                field: e
+                    .location()
+                    .map(|l| format!("line {} column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| "(document)".into()),
+                message: e.to_string(),
+            })?;
         cfg.validate(file)?;
         Ok(cfg)
     }

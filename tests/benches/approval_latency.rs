@@ -61,6 +61,30 @@ fn cast_bin() -> std::path::PathBuf {
     .join("cast")
 }
 
+/// One `cast call` of `CodeRegistry.isApproved(tree)` at `block`, checked
+/// to answer `expect`: ms it took.
+fn cast_is_approved(devnet: &Devnet, block: u64, sha256: &str, expect: bool) -> Result<f64> {
+    let t = Instant::now();
+    let out = std::process::Command::new(cast_bin())
+        .args(["call", "--rpc-url", devnet.url(), "--block"])
+        .arg(block.to_string())
+        .arg(format!(
+            "{:#x}",
+            devnet.file.deployment.addresses.code_registry
+        ))
+        .args(["isApproved(bytes32)(bool)", &format!("0x{sha256}")])
+        .output()?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || answer != expect.to_string() {
+        bail!(
+            "reference cast call answered {answer:?}, expected {expect}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(ms)
+}
+
 /// Per round: ms from the revocation's block to the job's `revoked` end
 /// entry, and one `cast call` of `isApproved` (the reference).
 async fn measure_revocation(depth: u64) -> Result<(Vec<f64>, Vec<f64>)> {
@@ -102,23 +126,12 @@ async fn measure_revocation(depth: u64) -> Result<(Vec<f64>, Vec<f64>)> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         killed.push(mined.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        let out = std::process::Command::new(cast_bin())
-            .args(["call", "--rpc-url", devnet.url(), "--block"])
-            .arg(tx.block_number.to_string())
-            .arg(format!(
-                "{:#x}",
-                devnet.file.deployment.addresses.code_registry
-            ))
-            .args(["isApproved(bytes32)(bool)", &format!("0x{}", ids.sha256)])
-            .output()?;
-        reference.push(t.elapsed().as_secs_f64() * 1000.0);
-        if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("false") {
-            bail!(
-                "reference cast call failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        reference.push(cast_is_approved(
+            &devnet,
+            tx.block_number,
+            &ids.sha256,
+            false,
+        )?);
     }
     node.stop().await;
     Ok((killed, reference))
@@ -142,7 +155,6 @@ async fn measure(depth: u64) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     cfg.chain.poll_interval_ms = default_poll();
     let node = RunningNode::start(cfg).await?;
     let recipient = Requester::default().recipient();
-    let cast = cast_bin();
     let (mut total, mut beyond, mut reference) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..ROUNDS {
         let (ids, _) = repo.commit(&[("README.md", Some(&format!("round {i}\n")))], "round")?;
@@ -169,28 +181,12 @@ async fn measure(depth: u64) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
         total.push(started.duration_since(executed).as_secs_f64() * 1000.0);
         beyond.push(started.duration_since(buried).as_secs_f64() * 1000.0);
         // Reference: one `cast call` reading the approval at that block.
-        let t = Instant::now();
-        let out = std::process::Command::new(&cast)
-            .args([
-                "call",
-                "--rpc-url",
-                devnet.url(),
-                "--block",
-                &tx.block_number.to_string(),
-            ])
-            .arg(format!(
-                "{:#x}",
-                devnet.file.deployment.addresses.code_registry
-            ))
-            .args(["isApproved(bytes32)(bool)", &format!("0x{}", ids.sha256)])
-            .output()?;
-        reference.push(t.elapsed().as_secs_f64() * 1000.0);
-        if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("true") {
-            bail!(
-                "reference cast call failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        reference.push(cast_is_approved(
+            &devnet,
+            tx.block_number,
+            &ids.sha256,
+            true,
+        )?);
     }
     node.stop().await;
     Ok((total, beyond, reference))

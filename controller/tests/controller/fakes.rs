@@ -525,6 +525,14 @@ impl Fixture {
         panic!("no job started");
     }
 
+    /// Run the loop itself (in the test's, usually paused, time) until the
+    /// returned token is cancelled.
+    pub fn spawn_loop(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let stop = CancellationToken::new();
+        let (control, s2) = (self.control.clone(), stop.clone());
+        (stop, tokio::spawn(async move { control.run(s2).await }))
+    }
+
     /// Give the tree store its directory back.
     pub fn repair_tree_store(&self) {
         std::fs::remove_file(&self.store_parent).unwrap();

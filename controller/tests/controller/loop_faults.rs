@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use collective_controller::ControllerError;
-use tokio_util::sync::CancellationToken;
 
 use super::fakes::fixture;
 
@@ -269,10 +268,7 @@ async fn an_outage_stays_in_status_until_a_full_pass_succeeds() {
     let f = fixture().job("count", "all").build();
     f.approve(0);
     f.chain.set_reads_down(true);
-    let stop = CancellationToken::new();
-    let control = f.control.clone();
-    let s2 = stop.clone();
-    let task = tokio::spawn(async move { control.run(s2).await });
+    let (stop, task) = f.spawn_loop();
     // Every failed pass counts; the probe answering never clears it.
     let mut seen = 0;
     while seen < 20 {
@@ -322,10 +318,7 @@ async fn an_outage_stays_in_status_until_a_full_pass_succeeds() {
 async fn failing_passes_back_off() {
     let f = fixture().job("count", "all").build();
     f.chain.set_reads_down(true);
-    let stop = CancellationToken::new();
-    let control = f.control.clone();
-    let s2 = stop.clone();
-    let task = tokio::spawn(async move { control.run(s2).await });
+    let (stop, task) = f.spawn_loop();
     // 60 s at a 250 ms poll: 240 probes; with backoff (1, 2, 4, 8, 10, 10...)
     // far fewer failed passes.
     for _ in 0..240 {
@@ -343,10 +336,7 @@ async fn failing_passes_back_off() {
 #[tokio::test(start_paused = true)]
 async fn a_same_height_reorg_is_seen_by_the_probe() {
     let f = fixture().job("count", "all").build();
-    let stop = CancellationToken::new();
-    let control = f.control.clone();
-    let s2 = stop.clone();
-    let task = tokio::spawn(async move { control.run(s2).await });
+    let (stop, task) = f.spawn_loop();
     while f.metrics.reconciles.get() == 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -382,10 +372,7 @@ async fn a_same_height_reorg_is_seen_by_the_probe() {
 async fn a_refresh_flood_costs_a_bounded_number_of_passes() {
     use collective_controller::http::{RefreshGate, REFRESH_BURST, REFRESH_PER_SECOND};
     let f = fixture().job("count", "all").build();
-    let stop = CancellationToken::new();
-    let control = f.control.clone();
-    let s2 = stop.clone();
-    let task = tokio::spawn(async move { control.run(s2).await });
+    let (stop, task) = f.spawn_loop();
     while f.metrics.reconciles.get() == 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
