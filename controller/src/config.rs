@@ -465,15 +465,16 @@ impl NodeConfig {
                 )
             })?;
         }
+        // The node's client speaks JSON-RPC over HTTP only (the head probe
+        // replaces subscriptions), so a ws:// URL is refused here rather
+        // than at the first call.
         if !(self.chain.rpc_url.starts_with("http://")
-            || self.chain.rpc_url.starts_with("https://")
-            || self.chain.rpc_url.starts_with("ws://")
-            || self.chain.rpc_url.starts_with("wss://"))
+            || self.chain.rpc_url.starts_with("https://"))
         {
             return Err(err(
                 "chain.rpc_url",
                 format!(
-                    "{:?} is not an http(s):// or ws(s):// URL",
+                    "{:?} is not an http:// or https:// URL (WebSocket endpoints are not supported; give the node's HTTP endpoint)",
                     self.chain.rpc_url
                 ),
             ));
@@ -645,6 +646,7 @@ mod tests {
                 "node.id",
             ),
             ("http://127.0.0.1:8545", "localhost:8545", "chain.rpc_url"),
+            ("http://127.0.0.1:8545", "ws://127.0.0.1:8545", "chain.rpc_url"),
             ("127.0.0.1:8700", "nowhere", "http.listen"),
             ("branch: main", "branch: \"bad..name\"", "repository.branch"),
             ("file:///var/lib/collective/data", "ftp://x", "data.store"),
