@@ -5,7 +5,7 @@ export COLLECTIVE_TOOLS_BIN ?= $(TOOLS_BIN)
 export PATH := $(TOOLS_BIN):$(PATH)
 CARGO ?= cargo
 
-.PHONY: all tools sysdeps build test test-rust test-contracts lint audit-deps demo bench clean-demo
+.PHONY: all tools sysdeps build test test-rust test-contracts lint lint-rust deny cargo-deny-tool audit-deps demo bench clean-demo
 
 all: build
 
@@ -48,10 +48,17 @@ CARGO_DENY := $(CURDIR)/tools/cargo-deny/bin/cargo-deny
 $(CARGO_DENY):
 	$(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(CURDIR)/tools/cargo-deny
 
-lint: $(CARGO_DENY)
+cargo-deny-tool: $(CARGO_DENY)
+
+lint: lint-rust deny
+
+lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+# Licenses, banned crates (serde_yaml, openssl-sys) and sources, per deny.toml.
+deny: $(CARGO_DENY)
 	$(CARGO_DENY) check --hide-inclusion-graph bans licenses sources
 
 # Known vulnerabilities (fetches the RustSec database from GitHub, so not in lint).
