@@ -646,7 +646,11 @@ mod tests {
                 "node.id",
             ),
             ("http://127.0.0.1:8545", "localhost:8545", "chain.rpc_url"),
-            ("http://127.0.0.1:8545", "ws://127.0.0.1:8545", "chain.rpc_url"),
+            (
+                "http://127.0.0.1:8545",
+                "ws://127.0.0.1:8545",
+                "chain.rpc_url",
+            ),
             ("127.0.0.1:8700", "nowhere", "http.listen"),
             ("branch: main", "branch: \"bad..name\"", "repository.branch"),
             ("file:///var/lib/collective/data", "ftp://x", "data.store"),
