@@ -395,13 +395,7 @@ impl ChainClient {
 
     /// The hash and timestamp of canonical block `n`, if it exists.
     pub async fn block_hash(&self, n: u64) -> Result<Option<(B256, u64)>> {
-        let b = self
-            .inner
-            .provider
-            .get_block_by_number(n.into())
-            .await
-            .map_err(|e| self.rpc("eth_getBlockByNumber", e))?;
-        Ok(b.map(|b| (b.header.hash, b.header.timestamp)))
+        Ok(self.block_ref(n).await?.map(|b| (b.hash, b.timestamp)))
     }
 
     /// The block `confirmations` below head, or `None` if the chain is shorter.
