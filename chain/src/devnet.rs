@@ -679,7 +679,7 @@ impl DevnetFile {
             path: path.into(),
             reason: e.to_string(),
         })?;
-        serde_yaml::from_str(&text).map_err(|e| ChainError::DevnetFile {
+        serde_norway::from_str(&text).map_err(|e| ChainError::DevnetFile {
             path: path.into(),
             reason: e.to_string(),
         })
@@ -689,7 +689,7 @@ impl DevnetFile {
     pub fn save(&self, path: &Path) -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let text = serde_yaml::to_string(self).map_err(|e| ChainError::DevnetFile {
+        let text = serde_norway::to_string(self).map_err(|e| ChainError::DevnetFile {
             path: path.into(),
             reason: e.to_string(),
         })?;

@@ -502,7 +502,7 @@ async fn devnet_file_round_trips_and_parses_as_a_deployment() {
     net.file.save(&path).unwrap();
     assert_eq!(DevnetFile::load(&path).unwrap(), net.file);
     let text = std::fs::read_to_string(&path).unwrap();
-    let as_deployment: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let as_deployment: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     assert!(as_deployment.get("chain_id").is_some() && as_deployment.get("addresses").is_some());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

@@ -42,7 +42,7 @@ pub fn addresses(cfg: &NodeConfig) -> Result<Addresses, ControllerError> {
                 source,
             })?;
             let d: collective_chain::Deployment =
-                serde_yaml::from_str(&text).map_err(|e| ControllerError::Config {
+                serde_norway::from_str(&text).map_err(|e| ControllerError::Config {
                     file: path.display().to_string(),
                     field: "(deployment file)".into(),
                     message: e.to_string(),

@@ -208,7 +208,7 @@ pub enum InterruptedPolicy {
 
 impl Default for SandboxSection {
     fn default() -> Self {
-        serde_yaml::from_str("{}").expect("defaults parse")
+        serde_norway::from_str("{}").expect("defaults parse")
     }
 }
 
@@ -403,7 +403,7 @@ impl NodeConfig {
 
     /// Parse and validate YAML; `file` names the source in error messages.
     pub fn parse(file: &str, text: &str) -> Result<NodeConfig, ControllerError> {
-        let cfg: NodeConfig = serde_yaml::from_str(text).map_err(|e| ControllerError::Config {
+        let cfg: NodeConfig = serde_norway::from_str(text).map_err(|e| ControllerError::Config {
             file: file.to_string(),
             field: e
                 .location()

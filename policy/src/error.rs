@@ -49,9 +49,9 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
-    pub(crate) fn schema(file: &str, e: &serde_yaml::Error) -> Self {
+    pub(crate) fn schema(file: &str, e: &serde_norway::Error) -> Self {
         let mut message = e.to_string();
-        // serde_yaml appends " at line L column C"; keep it structured instead.
+        // serde_norway appends " at line L column C"; keep it structured instead.
         if let Some(pos) = message.find(" at line ") {
             message.truncate(pos);
         }

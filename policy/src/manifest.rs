@@ -304,14 +304,14 @@ impl JobManifest {
             });
         }
         let manifest: JobManifest =
-            serde_yaml::from_str(yaml).map_err(|e| PolicyError::schema(file, &e))?;
+            serde_norway::from_str(yaml).map_err(|e| PolicyError::schema(file, &e))?;
         manifest.validate(file)?;
         Ok(manifest)
     }
 
     /// The manifest as YAML that [`JobManifest::parse`] reads back equal.
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("a manifest always serializes")
+        serde_norway::to_string(self).expect("a manifest always serializes")
     }
 
     /// Checks values the schema cannot: every problem found, not just the first.

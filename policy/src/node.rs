@@ -56,7 +56,7 @@ impl NodePolicy {
     /// Parses then validates a policy document on its own (`file` names it in errors).
     pub fn from_yaml(file: &str, yaml: &str) -> Result<NodePolicy, PolicyError> {
         let policy: NodePolicy =
-            serde_yaml::from_str(yaml).map_err(|e| PolicyError::schema(file, &e))?;
+            serde_norway::from_str(yaml).map_err(|e| PolicyError::schema(file, &e))?;
         policy.validate(file)?;
         Ok(policy)
     }
@@ -64,7 +64,7 @@ impl NodePolicy {
     /// The policy as YAML that [`NodePolicy::from_yaml`] reads back equal
     /// (used by `collective config --default`).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("a policy always serializes")
+        serde_norway::to_string(self).expect("a policy always serializes")
     }
 
     /// Checks values: call after deserializing it as part of a larger config.
@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn digest_is_stable_and_sensitive() {
         let a = NodePolicy::default();
-        let yaml = serde_yaml::to_string(&a).unwrap();
+        let yaml = serde_norway::to_string(&a).unwrap();
         let b = NodePolicy::from_yaml("p.yaml", &yaml).unwrap();
         assert_eq!(a.digest(), b.digest());
         let mut c = a.clone();

@@ -559,7 +559,7 @@ fn node_policy_embeds_in_a_config() {
         listen: String,
         policy: NodePolicy,
     }
-    let c: Config = serde_yaml::from_str(
+    let c: Config = serde_norway::from_str(
         "listen: 127.0.0.1:8080\npolicy:\n  allowed_kinds: [batch]\n  max_limits: {cpu_seconds: 10, memory: 1GiB, wall_seconds: 20, output: 1MiB, processes: 8}\n",
     )
     .unwrap();

@@ -204,7 +204,7 @@ async fn watch(a: WatchArgs, out: Output) -> anyhow::Result<u8> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let d: Deployment = serde_yaml::from_str(&text).map_err(|e| {
+            let d: Deployment = serde_norway::from_str(&text).map_err(|e| {
                 Exit::usage(format!("{}: not a deployment file: {e}", path.display()))
             })?;
             let chain = ChainClient::connect_deployment(&d, None)

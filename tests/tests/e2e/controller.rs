@@ -345,7 +345,7 @@ async fn sigkill_during_job_is_logged_as_interrupted_on_restart() -> Result<()> 
     let port = collective_chain::devnet::free_port()?;
     cfg.http.listen = format!("127.0.0.1:{port}");
     let cfg_path = tmp.path().join("node.yaml");
-    std::fs::write(&cfg_path, serde_yaml_text(&cfg))?;
+    std::fs::write(&cfg_path, yaml_text(&cfg))?;
     let mut child = std::process::Command::new(collective_bin())
         .args(["node", "run", "--config"])
         .arg(&cfg_path)
@@ -484,8 +484,8 @@ async fn chain_faults_never_cause_a_wrong_deployment() -> Result<()> {
     Ok(())
 }
 
-fn serde_yaml_text(cfg: &collective_controller::NodeConfig) -> String {
-    serde_yaml::to_string(cfg).expect("config serializes")
+fn yaml_text(cfg: &collective_controller::NodeConfig) -> String {
+    serde_norway::to_string(cfg).expect("config serializes")
 }
 
 /// Hostile jobs in an approved tree, run by the node: each is contained and

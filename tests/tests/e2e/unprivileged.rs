@@ -83,7 +83,7 @@ async fn unprivileged_node_runs_contains_and_audits() -> Result<()> {
     cfg.http.listen = format!("127.0.0.1:{port}");
     cfg.sandbox.cgroups = cgroups.clone();
     let cfg_path = tmp.path().join("node.yaml");
-    std::fs::write(&cfg_path, serde_yaml::to_string(&cfg)?)?;
+    std::fs::write(&cfg_path, serde_norway::to_string(&cfg)?)?;
     chown_tree(&dirs.root, uid)?;
     if let Some(d) = &cfg.chain.deployment {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o644))?;

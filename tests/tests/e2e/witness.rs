@@ -55,7 +55,7 @@ async fn witnesses_cosign_and_the_audit_requires_a_quorum() -> Result<()> {
     ];
     // `collective node check` passes on this registered, working setup.
     let cfg_path = tmp.path().join("node.yaml");
-    std::fs::write(&cfg_path, serde_yaml::to_string(&cfg)?)?;
+    std::fs::write(&cfg_path, serde_norway::to_string(&cfg)?)?;
     let check = std::process::Command::new(collective_bin())
         .args(["node", "check", "--config"])
         .arg(&cfg_path)
