@@ -5,13 +5,15 @@
 //!   revoke, pause), plus the Governor flow (propose, vote, queue, execute).
 //! - [`events::EventWatcher`]: registry events with confirmations and reorg
 //!   detection.
-//! - [`devnet`]: anvil, suite deployment, demo accounts, time travel.
+//! - `devnet` (cargo feature `devnet`, off in the node): anvil, suite
+//!   deployment, demo accounts, time travel.
 //!
 //! Bindings are generated from the committed artifacts in
 //! `contracts/artifacts/`.
 
 pub mod bindings;
 mod client;
+#[cfg(feature = "devnet")]
 pub mod devnet;
 mod error;
 pub mod events;

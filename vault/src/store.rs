@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use serde::Serialize;
 
 use crate::envelope::{self, decrypt_labeled, encrypt_to, reencrypt_labeled};
@@ -138,7 +138,7 @@ impl DatasetStore {
     }
 
     fn object_path(&self, sha256: &str) -> ObjPath {
-        self.prefix.child(format!("{sha256}{EXT}"))
+        self.prefix.clone().join(format!("{sha256}{EXT}"))
     }
 
     /// The URL of the object named `sha256`.
@@ -200,8 +200,9 @@ impl DatasetStore {
     {
         let staging = self
             .prefix
-            .child(STAGING)
-            .child(hex::encode(rand::random::<[u8; 16]>()));
+            .clone()
+            .join(STAGING)
+            .join(hex::encode(rand::random::<[u8; 16]>()));
         let upload = self
             .store
             .put_multipart(&staging)
@@ -248,7 +249,7 @@ impl DatasetStore {
                 let _ = self.store.delete(&staging).await;
             }
             Err(object_store::Error::NotSupported { .. })
-            | Err(object_store::Error::NotImplemented) => {
+            | Err(object_store::Error::NotImplemented { .. }) => {
                 let r = self.store.rename(&staging, &dest).await;
                 if r.is_err() {
                     let _ = self.store.delete(&staging).await;
